@@ -1,0 +1,160 @@
+"""Storage shared by every service: async engines on SQLite or PostgreSQL, sessions, and migrations.
+
+SQLite (embedded mode) gets WAL, a busy timeout and a single connection per process: SQLite has
+one writer at a time anyway, and one connection means no lock upgrades that fail with
+"database is locked". PostgreSQL gets a pool with pre-ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+log = logging.getLogger(__name__)
+
+# One advisory-lock key per service name, so two replicas never migrate at the same time.
+_MIGRATION_LOCK_BASE = 0x7A71F
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for `url`, tuned for the backend."""
+    kwargs: dict[str, Any] = {"echo": echo}
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.update(pool_size=1, max_overflow=0, connect_args={"timeout": 30})
+    else:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commits when the block ends, rolls back if it raises."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def wait_for_database(engine: AsyncEngine, *, timeout: float = 60.0) -> None:
+    """Wait (with backoff) until the database answers, as a container may start before it."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception_type(Exception),  # driver errors differ per backend; all mean "not yet"
+        reraise=True,
+    ):
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                log.info("waiting for the database", extra={"attempt": attempt.retry_state.attempt_number})
+            await ping(engine)
+
+
+def alembic_config(script_location: Path, service: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["version_table"] = f"alembic_version_{service.replace('-', '_')}"
+    return config
+
+
+async def migrate(engine: AsyncEngine, script_location: Path, service: str, revision: str = "head") -> None:
+    """Bring the service's schema up to `revision` (Alembic), holding a lock on PostgreSQL."""
+    await _alembic(engine, script_location, service, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(engine: AsyncEngine, script_location: Path, service: str, revision: str) -> None:
+    """Take the service's schema down to `revision` (`base` removes it)."""
+    await _alembic(engine, script_location, service, lambda config: command.downgrade(config, revision))
+
+
+async def _alembic(engine: AsyncEngine, script_location: Path, service: str, action: Callable[[Config], None]) -> None:
+    config = alembic_config(script_location, service)
+
+    def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            lock_key = _MIGRATION_LOCK_BASE + sum(service.encode())
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+        config.attributes["connection"] = connection
+        action(config)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+def run_migrations_env(target_metadata: Any) -> None:
+    """The body of every service's Alembic `env.py`.
+
+    Called with a connection (from `migrate`), it migrates on it. Called from the alembic
+    command line, it connects to `sqlalchemy.url` or `TARIFA_DATABASE_URL` itself.
+    """
+    import os
+
+    from alembic import context
+
+    config = context.config
+    version_table = config.attributes.get("version_table", "alembic_version")
+
+    def run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("TARIFA_DATABASE_URL", "")
+    if not url:
+        raise SystemExit("set sqlalchemy.url or TARIFA_DATABASE_URL to run migrations from the command line")
+
+    async def run_async() -> None:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        await engine.dispose()
+
+    asyncio.run(run_async())

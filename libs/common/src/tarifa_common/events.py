@@ -1,0 +1,174 @@
+"""The event envelope: CloudEvents 1.0 over Kafka in binary mode, JSON data, a tenant on every event.
+
+Attributes travel as `ce_*` headers through the CloudEvents SDK's Kafka binding, so a consumer
+in any language reads them without our code. Two additions:
+- `ce_tenant`, the CloudEvents extension naming the tenant the event belongs to;
+- `traceparent` / `tracestate`, the W3C trace context as plain headers, which is where the
+  OpenTelemetry Kafka conventions (and every Kafka tracing library) look for it.
+
+Data is JSON. Money (`Decimal`) is written as a string so that no consumer ever sees a float;
+datetimes as ISO 8601 with their offset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+TENANT_HEADER = "ce_tenant"
+TRACE_HEADERS = ("traceparent", "tracestate")
+# Types read `tarifa.<entity>.<what happened>.v<version>`; a breaking change is a new version.
+TYPE_PATTERN = re.compile(r"^tarifa(\.[a-z][a-z0-9_]*)+\.v[0-9]+$")
+# Deterministic ids are UUIDv5 in this namespace, so a re-sent record is the same event.
+TARIFA_NAMESPACE = uuid.UUID("3f6d0c2e-8e57-5a43-9b1f-7a1e2c9d4b10")
+_JSON_FORMAT = JSONFormat()
+
+
+class EventDecodeError(ValueError):
+    """A Kafka message that is not a valid Tarifa event; the reason names what is wrong."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def deterministic_id(*parts: str) -> str:
+    """An event id derived from what identifies the fact (tenant, source, record, ...)."""
+    return str(uuid.uuid5(TARIFA_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact, as every service sees it."""
+
+    type: str
+    source: str
+    tenant: str
+    data: dict[str, Any]
+    subject: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=utcnow)
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def __post_init__(self) -> None:
+        if not TYPE_PATTERN.match(self.type):
+            raise ValueError(f"event type {self.type!r} must read tarifa.<entity>.<event>.v<N>")
+        if not self.tenant:
+            raise ValueError("event tenant is required")
+        if self.time.tzinfo is None:
+            raise ValueError("event time must be timezone-aware")
+
+    def with_trace(self, traceparent: str | None, tracestate: str | None = None) -> Event:
+        return replace(self, traceparent=traceparent, tracestate=tracestate)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """What goes on the wire: key, value and headers as aiokafka takes them."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in event data")
+
+
+def dumps(data: Any) -> bytes:
+    """JSON for event data: Decimal as string, datetimes ISO 8601, compact."""
+    return json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode(event: Event, key: str | None) -> KafkaRecord:
+    attributes: dict[str, Any] = {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "specversion": SPECVERSION,
+        "time": event.time,
+        "datacontenttype": CONTENT_TYPE,
+        "tenant": event.tenant,
+    }
+    if event.subject is not None:
+        attributes["subject"] = event.subject
+    message = ce_kafka.to_binary(CloudEvent(attributes, dumps(event.data)), _JSON_FORMAT, key_mapper=lambda _: key)
+    headers = list(message.headers.items())
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
+    if event.tracestate:
+        headers.append(("tracestate", event.tracestate.encode()))
+    return KafkaRecord(key=key.encode() if key is not None else None, value=message.value, headers=headers)
+
+
+def decode(
+    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], key: bytes | None, value: bytes | None
+) -> Event:
+    """Read a Kafka message back into an Event, or say precisely why it is not one."""
+    header_map: dict[str, bytes] = {}
+    for name, raw in headers or ():
+        header_map[name.lower()] = raw if raw is not None else b""
+    for required in ("ce_specversion", "ce_id", "ce_source", "ce_type", TENANT_HEADER):
+        if not header_map.get(required):
+            raise EventDecodeError(f"header {required} is missing")
+    if header_map["ce_specversion"] != SPECVERSION.encode():
+        raise EventDecodeError(f"header ce_specversion is {header_map['ce_specversion']!r}, expected 1.0")
+    if value is None:
+        raise EventDecodeError("message value is empty; event data must be a JSON object")
+    ce_headers = {name: raw for name, raw in header_map.items() if name.startswith("ce_") or name == "content-type"}
+    try:
+        cloud_event = ce_kafka.from_binary(
+            ce_kafka.KafkaMessage(headers=ce_headers, key=key, value=value), _JSON_FORMAT
+        )
+    except (BaseCloudEventException, UnicodeDecodeError, ValueError) as error:
+        raise EventDecodeError(f"not a CloudEvent: {error}") from error
+    data = cloud_event.get_data()
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise EventDecodeError(f"data is not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise EventDecodeError(f"data must be a JSON object, got {type(data).__name__}")
+    time = cloud_event.get_time() or utcnow()
+    if time.tzinfo is None:
+        raise EventDecodeError("header ce_time has no time zone")
+    trace = {name: header_map[name].decode("latin-1") for name in TRACE_HEADERS if name in header_map}
+    try:
+        return Event(
+            type=cloud_event.get_type(),
+            source=cloud_event.get_source(),
+            tenant=str(cloud_event.get_extension("tenant")),
+            subject=cloud_event.get_subject(),
+            id=cloud_event.get_id(),
+            time=time,
+            data=data,
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
+        )
+    except ValueError as error:
+        raise EventDecodeError(str(error)) from error

@@ -1,0 +1,539 @@
+"""Kafka through aiokafka: the publisher, the outbox relay, the consumer loop and the dead-letter topics.
+
+Delivery rules (DESIGN.md): at-least-once everywhere; a consumer commits its offsets only after
+its database transaction committed; the inbox makes a redelivery a no-op; a message that cannot
+be decoded, or whose handler keeps failing, goes to the group's dead-letter topic with the
+reason and never blocks its partition. No Kafka transactions and no idempotent producer: the
+embedded broker has neither, so idempotency lives in the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import exc as sa_exc
+from sqlmodel import col, select
+
+from tarifa_common import telemetry
+from tarifa_common.events import Event, EventDecodeError, KafkaRecord, decode, encode, utcnow
+from tarifa_common.messaging import OutboxEntry, claim, outbox_headers
+from tarifa_common.topics import (
+    ALL,
+    DEAD_LETTER_PARTITIONS,
+    DEAD_LETTER_RETENTION_HOURS,
+    Topic,
+    dead_letter_topic,
+)
+from tarifa_common.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+
+# Errors that say the infrastructure is unwell, not the message: retried without end, never
+# dead-lettered, offsets not committed.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    KafkaError,
+)
+
+_meter = telemetry.meter()
+_consumed = _meter.create_counter("tarifa.messages.consumed", description="messages consumed, by outcome")
+_published = _meter.create_counter("tarifa.messages.published", description="messages published")
+_handler_seconds = _meter.create_histogram("tarifa.handler.duration", unit="s", description="handler latency")
+
+
+def client_options(bootstrap_servers: str, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "retry_backoff_ms": 200,
+        "metadata_max_age_ms": 30_000,
+    }
+
+
+class Publisher:
+    """Publishes records; the one producer of a process."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+        self._options = client_options(bootstrap_servers, client_id)
+        self._producer: AIOKafkaProducer | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            **self._options,
+            request_timeout_ms=15_000,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self.ready.set()
+
+    async def stop(self) -> None:
+        self.ready.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def check(self, timeout: float = 3.0) -> None:
+        """Raise unless the broker answers a metadata request now."""
+        await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise ConnectionError("the Kafka producer is not connected yet")
+        return self._producer
+
+    async def send_many(self, items: Sequence[tuple[str, KafkaRecord]]) -> None:
+        """Send records and wait until the broker acknowledged every one of them."""
+        producer = self.producer
+        futures = [
+            await producer.send(topic, value=record.value, key=record.key, headers=record.headers)
+            for topic, record in items
+        ]
+        await asyncio.gather(*futures)
+        for topic, _ in items:
+            _published.add(1, {"topic": topic})
+
+    async def publish(self, event: Event, topic: Topic | str, key: str | None) -> None:
+        """Publish now, outside any transaction (heartbeats, dead letters); traces the send."""
+        name = topic.name if isinstance(topic, Topic) else topic
+        with telemetry.tracer().start_as_current_span(f"publish {name}", kind=SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.system", "kafka")
+            span.set_attribute("messaging.destination.name", name)
+            span.set_attribute("messaging.message.id", event.id)
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            traced = event.with_trace(carrier.get("traceparent"), carrier.get("tracestate"))
+            await self.send_many([(name, encode(traced, key))])
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order, deleting each batch once the broker acknowledged it.
+
+    On PostgreSQL, rows are taken with FOR UPDATE SKIP LOCKED so that replicas share the work.
+    While the broker is down the rows wait; the relay retries with backoff.
+    """
+
+    def __init__(
+        self, units: UnitOfWorkFactory, publisher: Publisher, *, poll_seconds: float = 0.5, batch_size: int = 1000
+    ) -> None:
+        self._units = units
+        self._publisher = publisher
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published = 0
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Publish at most one batch; return how many rows went out."""
+        async with self._units.sessions() as session, session.begin():
+            query = select(OutboxEntry).order_by(col(OutboxEntry.id)).limit(self._batch_size)
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.exec(query)).all())
+            if not rows:
+                return 0
+            await self._publisher.send_many(
+                [(row.topic, KafkaRecord(row.key, row.value, outbox_headers(row))) for row in rows]
+            )
+            await (await session.connection()).execute(
+                sa.delete(OutboxEntry).where(col(OutboxEntry.id).in_([r.id for r in rows]))
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def drain(self) -> None:
+        """Publish until the outbox is empty (raises if the broker is unreachable)."""
+        while await self.publish_batch():
+            pass
+
+    async def run(self) -> None:
+        backoff = self._poll_seconds
+        while not self._stopping:
+            try:
+                await self._publisher.ready.wait()
+                sent = await self.publish_batch()
+                self.last_error = None
+                backoff = self._poll_seconds
+                if sent == self._batch_size:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning(
+                    "outbox relay could not publish; will retry",
+                    extra={"error": self.last_error, "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A consumer group: the topics it reads and one handler per event type it understands.
+
+    Event types it does not know (a newer version, another service's type on a shared topic)
+    are acknowledged and counted as `ignored`, never dead-lettered.
+    """
+
+    group: str
+    topics: tuple[str, ...]
+    handlers: Mapping[str, Handler]
+
+
+@dataclass(slots=True)
+class _Delivery:
+    record: ConsumerRecord[bytes, bytes]
+    event: Event | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    processed: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead_lettered: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+class EventConsumer:
+    """Consumes one subscription: batch, one transaction, inbox, handlers, offsets after commit."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        units: UnitOfWorkFactory,
+        publisher: Publisher,
+        *,
+        bootstrap_servers: str,
+        client_id: str,
+        batch_size: int = 500,
+        max_attempts: int = 3,
+        session_timeout_ms: int = 10_000,
+        rebalance_timeout_ms: int = 10_000,
+    ) -> None:
+        self.subscription = subscription
+        self._units = units
+        self._publisher = publisher
+        self._options = client_options(bootstrap_servers, client_id)
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._session_timeout_ms = session_timeout_ms
+        self._rebalance_timeout_ms = rebalance_timeout_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._stopping = False
+        self.stats = ConsumerStats()
+        self.started = asyncio.Event()
+        self.assigned = asyncio.Event()
+
+    @property
+    def group(self) -> str:
+        return self.subscription.group
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.subscription.topics,
+            **self._options,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._batch_size,
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(self._session_timeout_ms // 3, 300),
+            rebalance_timeout_ms=self._rebalance_timeout_ms,
+            max_poll_interval_ms=600_000,
+            request_timeout_ms=max(self._rebalance_timeout_ms + 10_000, 15_000),
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self.started.set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and leave the group."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def run(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("start() the consumer before run()")
+        try:
+            while not self._stopping:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+                if consumer.assignment():
+                    self.assigned.set()
+                records = [record for batch in batches.values() for record in batch]
+                if records:
+                    await self._process(records)
+                    self._update_lag(consumer)
+        finally:
+            self.started.clear()
+            self.assigned.clear()
+            await consumer.stop()
+            self._consumer = None
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                position = self._positions.get(tp)
+                if position is not None:
+                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(highwater - position, 0)
+
+    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        deliveries = [self._decode(record) for record in records]
+        good = [d for d in deliveries if d.event is not None]
+        if good:
+            await self._handle_with_retry(good)
+        dead = [d for d in deliveries if d.error is not None]
+        if dead:
+            await self._dead_letter(dead)
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
+        assert self._consumer is not None
+        await self._consumer.commit(offsets)
+        self._positions.update(offsets)
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
+        try:
+            return _Delivery(record, event=decode(record.headers, record.key, record.value))
+        except EventDecodeError as error:
+            _consumed.add(1, {"group": self.group, "topic": record.topic, "outcome": "undecodable"})
+            log.warning("undecodable message sent to the dead-letter topic", extra=_where(record, str(error)))
+            return _Delivery(record, error=f"undecodable: {error}")
+
+    async def _handle_with_retry(self, deliveries: list[_Delivery]) -> None:
+        """The whole batch in one transaction; if a handler fails, each message alone, with retries."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._handle_batch(deliveries)
+                return
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning(
+                    "infrastructure error while handling a batch; retrying",
+                    extra={"group": self.group, "error": repr(error), "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except Exception as error:
+                log.info(
+                    "a handler failed in a batch; handling its %d messages one by one",
+                    len(deliveries),
+                    extra={"group": self.group, "error": repr(error)},
+                )
+                for delivery in deliveries:
+                    await self._handle_alone(delivery)
+                return
+
+    async def _handle_batch(self, deliveries: list[_Delivery]) -> None:
+        outcomes: list[tuple[_Delivery, str]] = []
+        async with self._units() as uow:
+            for delivery in deliveries:
+                outcomes.append((delivery, await self._handle_one(delivery, uow)))
+        for delivery, outcome in outcomes:
+            self._count(delivery, outcome)
+
+    async def _handle_alone(self, delivery: _Delivery) -> None:
+        backoff = 0.2
+        while True:
+            delivery.attempts += 1
+            try:
+                async with self._units() as uow:
+                    outcome = await self._handle_one(delivery, uow)
+                self._count(delivery, outcome)
+                return
+            except INFRASTRUCTURE_ERRORS as error:
+                delivery.attempts -= 1
+                log.warning(
+                    "infrastructure error while handling a message; retrying",
+                    extra={**_where(delivery.record, repr(error)), "retry_in_s": backoff},
+                )
+            except Exception as error:
+                if delivery.attempts >= self._max_attempts:
+                    delivery.error = f"handler failed {delivery.attempts} times: {type(error).__name__}: {error}"
+                    log.exception(
+                        "message sent to the dead-letter topic", extra=_where(delivery.record, delivery.error)
+                    )
+                    return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _handle_one(self, delivery: _Delivery, uow: UnitOfWork) -> str:
+        event = delivery.event
+        assert event is not None
+        record = delivery.record
+        handler = self.subscription.handlers.get(event.type)
+        parent = propagate.extract({"traceparent": event.traceparent or "", "tracestate": event.tracestate or ""})
+        token = otel_context.attach(parent)
+        started = time.perf_counter()
+        try:
+            with telemetry.tracer().start_as_current_span(f"process {record.topic}", kind=SpanKind.CONSUMER) as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("messaging.destination.name", record.topic)
+                span.set_attribute("messaging.consumer.group.name", self.group)
+                span.set_attribute("messaging.kafka.offset", record.offset)
+                span.set_attribute("messaging.destination.partition.id", str(record.partition))
+                span.set_attribute("messaging.message.id", event.id)
+                span.set_attribute("tarifa.tenant", event.tenant)
+                if handler is None:
+                    return "ignored"
+                if not await claim(uow.session, self.group, event):
+                    return "duplicate"
+                try:
+                    await handler(event, uow)
+                except Exception as error:
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, str(error)))
+                    raise
+                return "processed"
+        finally:
+            otel_context.detach(token)
+            _handler_seconds.record(time.perf_counter() - started, {"group": self.group, "topic": record.topic})
+
+    def _count(self, delivery: _Delivery, outcome: str) -> None:
+        if outcome == "processed":
+            self.stats.processed += 1
+        elif outcome == "duplicate":
+            self.stats.duplicates += 1
+        else:
+            self.stats.ignored += 1
+        _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": outcome})
+
+    async def _dead_letter(self, deliveries: list[_Delivery]) -> None:
+        """Send to the group's dead-letter topic and wait for the broker; offsets are committed only after."""
+        topic = dead_letter_topic(self.group)
+        items = []
+        for delivery in deliveries:
+            record = delivery.record
+            headers = [
+                *(record.headers or ()),
+                ("dlq_reason", (delivery.error or "").encode()),
+                ("dlq_consumer", self.group.encode()),
+                ("dlq_original_topic", record.topic.encode()),
+                ("dlq_original_partition", str(record.partition).encode()),
+                ("dlq_original_offset", str(record.offset).encode()),
+                ("dlq_failed_at", utcnow().isoformat().encode()),
+            ]
+            items.append((topic, KafkaRecord(record.key, record.value or b"", headers)))
+        backoff = 0.5
+        while True:
+            try:
+                await self._publisher.send_many(items)
+                break
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning("dead-letter topic unreachable; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.stats.dead_lettered += len(deliveries)
+        for delivery in deliveries:
+            if delivery.event is not None:
+                _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": "dead_lettered"})
+
+
+def _where(record: ConsumerRecord[bytes, bytes], error: str) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset, "error": error}
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[Topic] = ALL, dead_letter_groups: Iterable[str] = ()
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    wanted = [
+        NewTopic(
+            t.name,
+            num_partitions=t.partitions,
+            replication_factor=1,
+            topic_configs={"retention.ms": str(t.retention_hours * 3_600_000)},
+        )
+        for t in topics
+    ] + [
+        NewTopic(
+            dead_letter_topic(group),
+            num_partitions=DEAD_LETTER_PARTITIONS,
+            replication_factor=1,
+            topic_configs={"retention.ms": str(DEAD_LETTER_RETENTION_HOURS * 3_600_000)},
+        )
+        for group in dead_letter_groups
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="tarifa-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(bootstrap_servers: str, timeout: float = 3.0) -> bool:
+    """True when a Kafka broker answers a metadata request at `bootstrap_servers`."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="tarifa-probe", request_timeout_ms=int(timeout * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()

@@ -1,0 +1,44 @@
+"""How a service makes itself known to the `tarifa` CLI: a `ServiceSpec` behind an entry point.
+
+A service's pyproject declares, under `[project.entry-points."tarifa.services"]`,
+`rater = "tarifa_rater.entrypoints.service:SPEC"`.
+The CLI finds services that way, so this library never imports a service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from tarifa_common.config import ServiceSettings
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import FastAPI
+
+ENTRY_POINT_GROUP = "tarifa.services"
+# The order `tarifa up` starts them in and lists them; the ports of DESIGN.md.
+EMBEDDED_ORDER = ("collector", "rater", "voip-summit", "invoicer", "notifier")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    summary: str
+    settings: type[ServiceSettings]
+    create_app: Callable[[ServiceSettings], FastAPI]
+    commands: Callable[[], typer.Typer] | None = None
+
+
+def discover() -> dict[str, ServiceSpec]:
+    """Every installed service, in `EMBEDDED_ORDER` first, then by name."""
+    found: dict[str, ServiceSpec] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        spec = entry.load()
+        if not isinstance(spec, ServiceSpec):
+            raise TypeError(f"entry point {entry.name} must point at a ServiceSpec, found {type(spec).__name__}")
+        found[spec.name] = spec
+    order = {name: index for index, name in enumerate(EMBEDDED_ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))

@@ -1,0 +1,139 @@
+"""Pytest fixtures every package's tests share: the real embedded broker and real databases.
+
+Loaded as a pytest plugin (entry point `pytest11`). Databases come in two kinds, SQLite and
+PostgreSQL at 127.0.0.1:5432 (user postgres, database test); each test that asks for
+`database_url` runs on both. PostgreSQL tests are skipped when no server answers, unless
+`TARIFA_TEST_REQUIRE_POSTGRES=1` (CI sets it), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from tarifa_common.broker import EmbeddedBroker, free_port
+from tarifa_common.events import KafkaRecord
+
+T = TypeVar("T")
+POSTGRES_ADMIN_DSN = os.environ.get("TARIFA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+# The embedded broker holds a group join for about the session timeout: keep tests quick.
+FAST_CONSUMER_ENV = {
+    "TARIFA_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+    "TARIFA_CONSUMER_REBALANCE_TIMEOUT_MS": "3000",
+}
+
+
+class NotYet(AssertionError):
+    """Raised by a polled check that has not come true yet."""
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Poll `check` until it stops raising AssertionError, with a deadline; return its value."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+        retry=retry_if_exception_type(AssertionError),
+        reraise=True,
+    ):
+        with attempt:
+            return await check()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest_asyncio.fixture(scope="session")
+async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedBroker]:
+    """A real Tansu broker on a free port, shared by the session."""
+    instance = EmbeddedBroker(free_port(), log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("TARIFA_TEST_REQUIRE_POSTGRES") == "1"
+
+
+async def _create_postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    import asyncpg
+
+    name = f"tarifa_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        message = f"PostgreSQL at {POSTGRES_ADMIN_DSN} is not reachable: {error}"
+        if _postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", drop
+
+
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    url, drop = await _create_postgres_database()
+    yield url
+    await drop()
+
+
+@pytest.fixture
+def fast_consumers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Short consumer-group timeouts for services started in this test."""
+    for key, value in FAST_CONSUMER_ENV.items():
+        monkeypatch.setenv(key, value)
+    yield FAST_CONSUMER_ENV
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (topics, groups, tenants), since the broker is shared."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[KafkaRecord]:
+    """Read a topic from the start as a plain Kafka client would (no group, no Tarifa code)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = None
+        for _ in range(100):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        assert partitions, f"topic {topic} has no partitions"
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        records: list[KafkaRecord] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < expected and loop.time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                records += [KafkaRecord(r.key, r.value or b"", list(r.headers)) for r in batch]
+        return records
+    finally:
+        await consumer.stop()

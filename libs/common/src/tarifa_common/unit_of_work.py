@@ -1,0 +1,46 @@
+"""A unit of work: one database transaction, and the events it emits through the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tarifa_common.events import Event
+from tarifa_common.messaging import stage
+from tarifa_common.topics import Topic
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    """What a handler gets: the session of the transaction, and `emit` to publish after commit."""
+
+    session: AsyncSession
+    emitted: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event, topic: Topic | str, key: str | None) -> None:
+        """Publish `event` on `topic` if, and only if, this transaction commits."""
+        stage(self.session, event, topic.name if isinstance(topic, Topic) else topic, key)
+        self.emitted.append(event)
+
+
+class UnitOfWorkFactory:
+    """Opens units of work on one database; wakes the outbox relay after each commit that emitted."""
+
+    def __init__(self, sessions: Callable[[], AsyncSession], on_emitted: Callable[[], None] | None = None) -> None:
+        self._sessions = sessions
+        self._on_emitted = on_emitted
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[UnitOfWork]:
+        async with self._sessions() as session:
+            async with session.begin():
+                uow = UnitOfWork(session)
+                yield uow
+            if uow.emitted and self._on_emitted is not None:
+                self._on_emitted()
+
+    def sessions(self) -> AsyncSession:
+        return self._sessions()
