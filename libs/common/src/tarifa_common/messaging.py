@@ -55,7 +55,7 @@ async def claim(session: AsyncSession, consumer: str, event: Event) -> bool:
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     )
     result = await (await session.connection()).execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def stage(session: AsyncSession, event: Event, topic: str, key: str | None) -> None:
