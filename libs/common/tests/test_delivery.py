@@ -15,7 +15,7 @@ from tarifa_common.broker import EmbeddedBroker
 from tarifa_common.db import session_factory
 from tarifa_common.dead_letters import replay
 from tarifa_common.events import Event, KafkaRecord, decode, encode
-from tarifa_common.kafka import EventConsumer, Handler, Publisher, Subscription, ensure_topics
+from tarifa_common.kafka import BatchHandler, EventConsumer, Handler, Publisher, Subscription, ensure_topics
 from tarifa_common.testing import eventually, read_all, unique
 from tarifa_common.topics import Topic, dead_letter_topic
 from tarifa_common.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -53,10 +53,17 @@ async def run_consumer(broker: EmbeddedBroker, publisher: Publisher) -> AsyncIte
     running: list[tuple[EventConsumer, asyncio.Task[None]]] = []
 
     async def start(
-        engine: AsyncEngine, topic: str, group: str, handler: Handler = record, max_attempts: int = 3
+        engine: AsyncEngine,
+        topic: str,
+        group: str,
+        handler: Handler = record,
+        max_attempts: int = 3,
+        batch_handler: BatchHandler | None = None,
     ) -> EventConsumer:
+        handlers = {} if batch_handler else {TYPE: handler}
+        batch_handlers = {TYPE: batch_handler} if batch_handler else {}
         consumer = EventConsumer(
-            Subscription(group=group, topics=(topic,), handlers={TYPE: handler}),
+            Subscription(group=group, topics=(topic,), handlers=handlers, batch_handlers=batch_handlers),
             UnitOfWorkFactory(session_factory(engine)),
             publisher,
             bootstrap_servers=broker.bootstrap_servers,
@@ -218,3 +225,34 @@ async def test_the_same_event_delivered_twice_is_handled_once(
     await eventually(both_seen)
     assert (consumer.stats.processed, consumer.stats.duplicates) == (1, 1)
     assert await count(engine, event.id) == 1
+
+
+async def test_a_batch_handler_gets_each_fresh_event_once_and_a_failing_batch_falls_back_to_one_by_one(
+    broker: EmbeddedBroker, engine: AsyncEngine, publisher: Publisher, run_consumer: RunConsumer
+) -> None:
+    topic, group = await make_topic(broker), unique("g")
+    calls: list[list[str]] = []
+
+    async def tally_all(events: list[Event], uow: UnitOfWork) -> None:
+        calls.append([e.id for e in events])
+        if any(e.data.get("poison") for e in events):
+            raise ValueError("cannot rate this one")
+        for event in events:
+            await record(event, uow)
+
+    first, second, poison = an_event(note="1"), an_event(note="2"), an_event(poison=True)
+    await publisher.send_many([(topic, encode(e, "s-1")) for e in (first, second, first, poison)])
+    consumer = await run_consumer(engine, topic, group, batch_handler=tally_all, max_attempts=1)
+
+    async def settled() -> None:
+        assert consumer.stats.dead_lettered == 1
+        assert consumer.stats.processed == 2
+
+    await eventually(settled)
+    assert consumer.stats.duplicates == 1
+    assert await count(engine, first.id) == 1
+    assert await count(engine, second.id) == 1
+    assert await count(engine, poison.id) == 0
+    # The whole batch first (the copy of `first` left out), then each message alone.
+    assert calls[0] == [first.id, second.id, poison.id]
+    assert [first.id] in calls[1:] and [poison.id] in calls[1:]

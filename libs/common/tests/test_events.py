@@ -105,3 +105,39 @@ def test_any_message_either_decodes_or_is_refused_with_a_reason(
         assert str(error)
     else:
         assert event.tenant and event.id and event.type
+
+
+def test_the_cloudevents_sdk_reads_what_we_write_and_we_read_what_it_writes() -> None:
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    record = encode(sample_event(), key="line-42")
+    theirs = ce_kafka.from_binary(
+        ce_kafka.KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value), JSONFormat()
+    )
+    assert theirs.get_id() == "6a1b7a38-9f3c-4e0c-8a51-d5b1f3d3c9b0"
+    assert theirs.get_extension("tenant") == "acme"
+    assert theirs.get_data() == {"amount": "0.123456", "seconds": 36, "when": "2026-11-01T00:00:00+00:00"}
+
+    written = ce_kafka.to_binary(
+        CloudEvent(
+            {
+                "id": "x-1",
+                "source": "/pbx",
+                "type": "tarifa.cdr.collected.v1",
+                "tenant": "acme",
+                "datacontenttype": "application/json",
+                "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            },
+            {"a": 1},
+        ),
+        JSONFormat(),
+    )
+    ours = decode(list(written.headers.items()), None, written.value)
+    assert (ours.id, ours.tenant, ours.data, ours.time) == (
+        "x-1",
+        "acme",
+        {"a": 1},
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )

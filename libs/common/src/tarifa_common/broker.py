@@ -108,7 +108,8 @@ class EmbeddedBroker:
     async def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            # Tansu exits at once on SIGINT; on SIGTERM it waits ~5 s for clients to disconnect.
+            process.send_signal(signal.SIGINT)
             deadline = time.monotonic() + timeout
             while process.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)

@@ -22,7 +22,6 @@ from enum import Enum
 from typing import Any
 
 from cloudevents.core.bindings import kafka as ce_kafka
-from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
@@ -128,43 +127,55 @@ def encode(event: Event, key: str | None) -> KafkaRecord:
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], key: bytes | None, value: bytes | None
 ) -> Event:
-    """Read a Kafka message back into an Event, or say precisely why it is not one."""
-    header_map: dict[str, bytes] = {}
+    """Read a Kafka message back into an Event, or say precisely why it is not one.
+
+    This is the consumers' hot path, so it reads the binary-mode headers itself instead of
+    going through the SDK's `from_binary` (which validates through a generic attribute model
+    and parses times with dateutil: about four times slower). The header names and rules are
+    the binding's; `encode` still uses the SDK, and a test round-trips the two.
+    """
+    attributes: dict[str, str] = {}
+    trace: dict[str, str] = {}
     for name, raw in headers or ():
-        header_map[name.lower()] = raw if raw is not None else b""
-    for required in ("ce_specversion", "ce_id", "ce_source", "ce_type", TENANT_HEADER):
-        if not header_map.get(required):
-            raise EventDecodeError(f"header {required} is missing")
-    if header_map["ce_specversion"] != SPECVERSION.encode():
-        raise EventDecodeError(f"header ce_specversion is {header_map['ce_specversion']!r}, expected 1.0")
+        lowered = name.lower()
+        if lowered.startswith("ce_") or lowered in TRACE_HEADERS:
+            try:
+                text = (raw or b"").decode()
+            except UnicodeDecodeError as error:
+                raise EventDecodeError(f"header {lowered} is not UTF-8") from error
+            if lowered in TRACE_HEADERS:
+                trace[lowered] = text
+            else:
+                attributes[lowered[3:]] = text
+    for required in ("specversion", "id", "source", "type", "tenant"):
+        if not attributes.get(required):
+            raise EventDecodeError(f"header ce_{required} is missing")
+    if attributes["specversion"] != SPECVERSION:
+        raise EventDecodeError(f"header ce_specversion is {attributes['specversion']!r}, expected 1.0")
     if value is None:
         raise EventDecodeError("message value is empty; event data must be a JSON object")
-    ce_headers = {name: raw for name, raw in header_map.items() if name.startswith("ce_") or name == "content-type"}
     try:
-        cloud_event = ce_kafka.from_binary(
-            ce_kafka.KafkaMessage(headers=ce_headers, key=key, value=value), _JSON_FORMAT
-        )
-    except (BaseCloudEventException, UnicodeDecodeError, ValueError) as error:
-        raise EventDecodeError(f"not a CloudEvent: {error}") from error
-    data = cloud_event.get_data()
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise EventDecodeError(f"data is not JSON: {error}") from error
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise EventDecodeError(f"data is not JSON: {error}") from error
     if not isinstance(data, dict):
         raise EventDecodeError(f"data must be a JSON object, got {type(data).__name__}")
-    time = cloud_event.get_time() or utcnow()
-    if time.tzinfo is None:
-        raise EventDecodeError("header ce_time has no time zone")
-    trace = {name: header_map[name].decode("latin-1") for name in TRACE_HEADERS if name in header_map}
+    if "time" in attributes:
+        try:
+            time = datetime.fromisoformat(attributes["time"])
+        except ValueError as error:
+            raise EventDecodeError(f"header ce_time is not an RFC 3339 time: {attributes['time']!r}") from error
+        if time.tzinfo is None:
+            raise EventDecodeError("header ce_time has no time zone")
+    else:
+        time = utcnow()
     try:
         return Event(
-            type=cloud_event.get_type(),
-            source=cloud_event.get_source(),
-            tenant=str(cloud_event.get_extension("tenant")),
-            subject=cloud_event.get_subject(),
-            id=cloud_event.get_id(),
+            type=attributes["type"],
+            source=attributes["source"],
+            tenant=attributes["tenant"],
+            subject=attributes.get("subject"),
+            id=attributes["id"],
             time=time,
             data=data,
             traceparent=trace.get("traceparent"),

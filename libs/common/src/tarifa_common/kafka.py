@@ -22,14 +22,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 
 from tarifa_common import telemetry
 from tarifa_common.events import Event, EventDecodeError, KafkaRecord, decode, encode, utcnow
-from tarifa_common.messaging import OutboxEntry, claim, outbox_headers
+from tarifa_common.messaging import OutboxEntry, claim_many, outbox_headers
 from tarifa_common.topics import (
     ALL,
     DEAD_LETTER_PARTITIONS,
@@ -42,6 +42,7 @@ from tarifa_common.unit_of_work import UnitOfWork, UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[list[Event], UnitOfWork], Awaitable[None]]
 
 # Errors that say the infrastructure is unwell, not the message: retried without end, never
 # dead-lettered, offsets not committed.
@@ -213,15 +214,21 @@ class OutboxRelay:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A consumer group: the topics it reads and one handler per event type it understands.
+    """A consumer group: the topics it reads and the handlers of the event types it understands.
 
-    Event types it does not know (a newer version, another service's type on a shared topic)
-    are acknowledged and counted as `ignored`, never dead-lettered.
+    `handlers` take one event; `batch_handlers` take every fresh event of their type in a batch
+    at once (for services that must go fast: one query per batch, not per event). A type has
+    one or the other. Event types it does not know (a newer version, another service's type on
+    a shared topic) are acknowledged and counted as `ignored`, never dead-lettered.
     """
 
     group: str
     topics: tuple[str, ...]
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self.handlers or event_type in self.batch_handlers
 
 
 @dataclass(slots=True)
@@ -256,6 +263,7 @@ class EventConsumer:
         max_attempts: int = 3,
         session_timeout_ms: int = 10_000,
         rebalance_timeout_ms: int = 10_000,
+        commit_timeout: float = 15.0,
     ) -> None:
         self.subscription = subscription
         self._units = units
@@ -265,6 +273,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._session_timeout_ms = session_timeout_ms
         self._rebalance_timeout_ms = rebalance_timeout_ms
+        self._commit_timeout = commit_timeout
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._stopping = False
@@ -277,6 +286,7 @@ class EventConsumer:
         return self.subscription.group
 
     async def start(self) -> None:
+        """Join the group (returns once partitions are assigned)."""
         consumer = AIOKafkaConsumer(
             *self.subscription.topics,
             **self._options,
@@ -293,7 +303,7 @@ class EventConsumer:
         try:
             await consumer.start()
         except BaseException:
-            await consumer.stop()
+            await _close(consumer)
             raise
         self._consumer = consumer
         self.started.set()
@@ -322,16 +332,16 @@ class EventConsumer:
         finally:
             self.started.clear()
             self.assigned.clear()
-            await consumer.stop()
             self._consumer = None
+            await _close(consumer)
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        # highwater comes with fetch responses; Tansu's end_offsets() is wrong for batched writes.
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            if highwater is not None:
-                position = self._positions.get(tp)
-                if position is not None:
-                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(highwater - position, 0)
+            position = self._positions.get(tp)
+            if highwater is not None and position is not None:
+                self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(highwater - position, 0)
 
     async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         deliveries = [self._decode(record) for record in records]
@@ -346,7 +356,8 @@ class EventConsumer:
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
         assert self._consumer is not None
-        await self._consumer.commit(offsets)
+        # A commit on a topic the broker forgot (an embedded broker restart) would retry forever.
+        await asyncio.wait_for(self._consumer.commit(offsets), self._commit_timeout)
         self._positions.update(offsets)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
@@ -362,8 +373,9 @@ class EventConsumer:
         backoff = 0.2
         while True:
             try:
-                await self._handle_batch(deliveries)
-                return
+                async with self._units() as uow:
+                    outcomes = await self._handle(deliveries, uow)
+                break
             except INFRASTRUCTURE_ERRORS as error:
                 log.warning(
                     "infrastructure error while handling a batch; retrying",
@@ -380,12 +392,6 @@ class EventConsumer:
                 for delivery in deliveries:
                     await self._handle_alone(delivery)
                 return
-
-    async def _handle_batch(self, deliveries: list[_Delivery]) -> None:
-        outcomes: list[tuple[_Delivery, str]] = []
-        async with self._units() as uow:
-            for delivery in deliveries:
-                outcomes.append((delivery, await self._handle_one(delivery, uow)))
         for delivery, outcome in outcomes:
             self._count(delivery, outcome)
 
@@ -395,7 +401,7 @@ class EventConsumer:
             delivery.attempts += 1
             try:
                 async with self._units() as uow:
-                    outcome = await self._handle_one(delivery, uow)
+                    [(_, outcome)] = await self._handle([delivery], uow)
                 self._count(delivery, outcome)
                 return
             except INFRASTRUCTURE_ERRORS as error:
@@ -414,37 +420,71 @@ class EventConsumer:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
-    async def _handle_one(self, delivery: _Delivery, uow: UnitOfWork) -> str:
-        event = delivery.event
+    async def _handle(self, deliveries: list[_Delivery], uow: UnitOfWork) -> list[tuple[_Delivery, str]]:
+        """Claim the batch in the inbox, then run the handlers of the fresh events, in order."""
+        subscription = self.subscription
+        known = [d for d in deliveries if d.event is not None and subscription.handles(d.event.type)]
+        fresh = await claim_many(uow.session, self.group, [d.event for d in known if d.event is not None])
+        outcomes: list[tuple[_Delivery, str]] = []
+        batches: dict[str, list[_Delivery]] = {}
+        for delivery in deliveries:
+            event = delivery.event
+            assert event is not None
+            if not subscription.handles(event.type):
+                outcomes.append((delivery, "ignored"))
+            elif event.id not in fresh:
+                outcomes.append((delivery, "duplicate"))
+            else:
+                fresh.discard(event.id)  # a second copy in the same batch is a duplicate
+                outcomes.append((delivery, "processed"))
+                if event.type in subscription.batch_handlers:
+                    batches.setdefault(event.type, []).append(delivery)
+                else:
+                    await self._run_handler(subscription.handlers[event.type], delivery, uow)
+        for event_type, group in batches.items():
+            await self._run_batch_handler(subscription.batch_handlers[event_type], group, uow)
+        return outcomes
+
+    async def _run_handler(self, handler: Handler, delivery: _Delivery, uow: UnitOfWork) -> None:
+        event, record = delivery.event, delivery.record
         assert event is not None
-        record = delivery.record
-        handler = self.subscription.handlers.get(event.type)
-        parent = propagate.extract({"traceparent": event.traceparent or "", "tracestate": event.tracestate or ""})
-        token = otel_context.attach(parent)
+        token = otel_context.attach(_trace_context(event))
         started = time.perf_counter()
         try:
             with telemetry.tracer().start_as_current_span(f"process {record.topic}", kind=SpanKind.CONSUMER) as span:
-                span.set_attribute("messaging.system", "kafka")
-                span.set_attribute("messaging.destination.name", record.topic)
-                span.set_attribute("messaging.consumer.group.name", self.group)
-                span.set_attribute("messaging.kafka.offset", record.offset)
-                span.set_attribute("messaging.destination.partition.id", str(record.partition))
-                span.set_attribute("messaging.message.id", event.id)
-                span.set_attribute("tarifa.tenant", event.tenant)
-                if handler is None:
-                    return "ignored"
-                if not await claim(uow.session, self.group, event):
-                    return "duplicate"
+                _describe(span, self.group, record, event)
                 try:
                     await handler(event, uow)
                 except Exception as error:
                     span.record_exception(error)
                     span.set_status(Status(StatusCode.ERROR, str(error)))
                     raise
-                return "processed"
         finally:
             otel_context.detach(token)
             _handler_seconds.record(time.perf_counter() - started, {"group": self.group, "topic": record.topic})
+
+    async def _run_batch_handler(self, handler: BatchHandler, deliveries: list[_Delivery], uow: UnitOfWork) -> None:
+        """One span for the batch, linked to the trace of every event in it."""
+        events = [d.event for d in deliveries if d.event is not None]
+        links = [
+            Link(ctx) for e in events if (ctx := trace.get_current_span(_trace_context(e)).get_span_context()).is_valid
+        ]
+        record = deliveries[0].record
+        started = time.perf_counter()
+        with telemetry.tracer().start_as_current_span(
+            f"process {record.topic} batch", kind=SpanKind.CONSUMER, links=links
+        ) as span:
+            span.set_attribute("messaging.system", "kafka")
+            span.set_attribute("messaging.consumer.group.name", self.group)
+            span.set_attribute("messaging.batch.message_count", len(events))
+            try:
+                await handler(events, uow)
+            except Exception as error:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                raise
+            finally:
+                _handler_seconds.record(time.perf_counter() - started, {"group": self.group, "topic": record.topic})
 
     def _count(self, delivery: _Delivery, outcome: str) -> None:
         if outcome == "processed":
@@ -482,8 +522,36 @@ class EventConsumer:
                 backoff = min(backoff * 2, 10.0)
         self.stats.dead_lettered += len(deliveries)
         for delivery in deliveries:
-            if delivery.event is not None:
-                _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": "dead_lettered"})
+            _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": "dead_lettered"})
+
+
+def _trace_context(event: Event) -> otel_context.Context:
+    return propagate.extract({"traceparent": event.traceparent or "", "tracestate": event.tracestate or ""})
+
+
+def _describe(span: trace.Span, group: str, record: ConsumerRecord[bytes, bytes], event: Event) -> None:
+    span.set_attribute("messaging.system", "kafka")
+    span.set_attribute("messaging.destination.name", record.topic)
+    span.set_attribute("messaging.consumer.group.name", group)
+    span.set_attribute("messaging.kafka.offset", record.offset)
+    span.set_attribute("messaging.destination.partition.id", str(record.partition))
+    span.set_attribute("messaging.message.id", event.id)
+    span.set_attribute("tarifa.tenant", event.tenant)
+
+
+async def _close(consumer: AIOKafkaConsumer) -> None:
+    """Leave the group and close, tolerating a broker that is already gone.
+
+    Tansu numbers the first generation 0 and aiokafka sends LeaveGroup only for generation > 0,
+    so the next member would wait a whole session timeout; pretend generation 1 to leave properly.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and getattr(coordinator, "generation", None) == 0:
+        coordinator.generation = 1
+    try:
+        await consumer.stop()
+    except (Exception, asyncio.CancelledError) as error:  # aiokafka's fetcher may raise CancelledError here
+        log.debug("consumer closed with %r", error)
 
 
 def _where(record: ConsumerRecord[bytes, bytes], error: str) -> dict[str, Any]:
@@ -517,8 +585,14 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+            try:
+                response = await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                return []
+            # Some brokers answer a duplicate with error code 36 instead of raising: it is fine.
+            failed = [(name, code) for name, code, *_ in response.topic_errors if code not in (0, 36)]
+            if failed:
+                raise KafkaError(f"could not create topics: {failed}")
         return [t.name for t in missing]
     finally:
         await admin.close()

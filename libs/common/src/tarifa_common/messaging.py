@@ -12,6 +12,7 @@ Every service's first migration creates both tables with `create_messaging_table
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,36 +46,69 @@ class OutboxEntry(SQLModel, table=True):
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+# Rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits.
+_CHUNK = 1000
+
+
+async def claim_many(session: AsyncSession, consumer: str, events: Sequence[Event]) -> set[str]:
+    """Record that `consumer` processes `events`; return the ids it had not processed before.
+
+    One `INSERT … ON CONFLICT DO NOTHING RETURNING` per chunk: a redelivered event is simply not
+    returned. An id repeated within `events` is returned once.
+    """
+    insert = _insert(session)
+    connection = await session.connection()
+    fresh: set[str] = set()
+    now = utcnow()
+    unique = list({event.id: event for event in events}.values())
+    for start in range(0, len(unique), _CHUNK):
+        rows = [
+            {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now}
+            for e in unique[start : start + _CHUNK]
+        ]
+        statement = (
+            insert(InboxEntry)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(InboxEntry.__table__.c.event_id)  # type: ignore[attr-defined]
+        )
+        fresh.update((await connection.execute(statement)).scalars())
+    return fresh
+
+
 async def claim(session: AsyncSession, consumer: str, event: Event) -> bool:
     """Record that `consumer` processes `event`; False when it already has (a redelivery)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(InboxEntry)
-        .values(consumer=consumer, event_id=event.id, event_type=event.type, processed_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    )
-    result = await (await session.connection()).execute(statement)
-    return bool(result.rowcount)
+    return bool(await claim_many(session, consumer, [event]))
 
 
-def stage(session: AsyncSession, event: Event, topic: str, key: str | None) -> None:
-    """Add `event` to the outbox in the session's transaction, carrying the current trace."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    if carrier.get("traceparent") and not event.traceparent:
-        event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
+def outbox_row(event: Event, topic: str, key: str | None) -> dict[str, Any]:
+    """The outbox row for `event`, carrying the current trace context."""
+    if not event.traceparent:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if carrier.get("traceparent"):
+            event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
     record = encode(event, key)
-    session.add(
-        OutboxEntry(
-            topic=topic,
-            event_id=event.id,
-            key=record.key,
-            value=record.value,
-            headers=json.dumps([[name, value.decode()] for name, value in record.headers]),
-            created_at=utcnow(),
-        )
-    )
+    return {
+        "topic": topic,
+        "event_id": event.id,
+        "key": record.key,
+        "value": record.value,
+        "headers": json.dumps([[name, value.decode()] for name, value in record.headers]),
+        "created_at": utcnow(),
+    }
+
+
+async def stage_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert outbox rows (from `outbox_row`) in the session's transaction, in order."""
+    connection = await session.connection()
+    for start in range(0, len(rows), _CHUNK):
+        await connection.execute(sa.insert(OutboxEntry), list(rows[start : start + _CHUNK]))
 
 
 def outbox_headers(entry: OutboxEntry) -> list[tuple[str, bytes]]:

@@ -89,9 +89,18 @@ class ServiceRuntime:
         for consumer in self.consumers:
             consumer.stop()
         self.relay.stop()
-        consumer_tasks = [t for t in self._tasks if t.get_name().startswith("consumer:")]
-        if consumer_tasks:
-            await asyncio.wait(consumer_tasks, timeout=20)
+        # A consumer still joining its group has nothing in hand: cancel it rather than wait for the join.
+        by_group = {c.group: c for c in self.consumers}
+        consuming = []
+        for task in self._tasks:
+            name = task.get_name()
+            if name.startswith("consumer:"):
+                if by_group[name.removeprefix("consumer:")].started.is_set():
+                    consuming.append(task)
+                else:
+                    task.cancel()
+        if consuming:
+            await asyncio.wait(consuming, timeout=20)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -152,9 +161,18 @@ class ServiceRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("consumer %s failed (%s); joining again in %.1fs", consumer.group, error, backoff)
+                log.warning("consumer %s failed (%r); joining again in %.1fs", consumer.group, error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+                if self._create_topics:
+                    # An embedded broker that restarted has forgotten every topic; commits to a
+                    # forgotten topic never succeed, so create them again before rejoining.
+                    with contextlib.suppress(Exception):
+                        await ensure_topics(
+                            self.settings.kafka_bootstrap_servers,
+                            topics.ALL,
+                            dead_letter_groups=[c.group for c in self.consumers],
+                        )
 
     async def _heartbeat(self) -> None:
         while True:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_common.events import Event
-from tarifa_common.messaging import stage
+from tarifa_common.messaging import outbox_row, stage_many
 from tarifa_common.topics import Topic
 
 
@@ -19,11 +20,18 @@ class UnitOfWork:
 
     session: AsyncSession
     emitted: list[Event] = field(default_factory=list)
+    _outbox: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, event: Event, topic: Topic | str, key: str | None) -> None:
         """Publish `event` on `topic` if, and only if, this transaction commits."""
-        stage(self.session, event, topic.name if isinstance(topic, Topic) else topic, key)
+        self._outbox.append(outbox_row(event, topic.name if isinstance(topic, Topic) else topic, key))
         self.emitted.append(event)
+
+    async def flush(self) -> None:
+        """Write the emitted events to the outbox now (done for you before the commit)."""
+        rows, self._outbox = self._outbox, []
+        if rows:
+            await stage_many(self.session, rows)
 
 
 class UnitOfWorkFactory:
@@ -39,6 +47,7 @@ class UnitOfWorkFactory:
             async with session.begin():
                 uow = UnitOfWork(session)
                 yield uow
+                await uow.flush()
             if uow.emitted and self._on_emitted is not None:
                 self._on_emitted()
 

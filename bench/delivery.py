@@ -1,0 +1,141 @@
+"""Throughput of the shared delivery path on the embedded broker: what every service builds on.
+
+    .venv/bin/python bench/delivery.py [--events 50000] [--postgres]
+
+1. publish: events/s through `Publisher.send_many` (CloudEvents encoding included);
+2. outbox: events/s written by units of work and published by the relay;
+3. consume: events/s through `EventConsumer` (decode, one transaction per batch, inbox claim,
+   a handler that inserts one row, offset commit) on SQLite, and on PostgreSQL with --postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "libs/common/tests/processes"))
+
+import sqlalchemy as sa
+from tally import Tally, count, create_tables, record
+
+from tarifa_common.broker import EmbeddedBroker, free_port
+from tarifa_common.db import make_engine, session_factory
+from tarifa_common.events import Event, encode
+from tarifa_common.kafka import EventConsumer, OutboxRelay, Publisher, Subscription, ensure_topics
+from tarifa_common.topics import Topic
+from tarifa_common.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+TYPE = "tarifa.bench.happened.v1"
+
+
+def events(n: int) -> list[Event]:
+    return [
+        Event(
+            type=TYPE,
+            source="tarifa/bench",
+            tenant="acme",
+            subject=f"s-{i % 64}",
+            data={"n": i, "caller": "5511987654321", "dialled": "01155213456789", "seconds": 36},
+        )
+        for i in range(n)
+    ]
+
+
+async def bench(n: int, database_url: str, label: str, broker: EmbeddedBroker) -> None:
+    topic = f"bench-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(broker.bootstrap_servers, [Topic(topic, "s", 6, 1, (TYPE,), "bench")])
+    publisher = Publisher(broker.bootstrap_servers, "bench")
+    await publisher.start()
+    batch = events(n)
+
+    started = time.perf_counter()
+    for i in range(0, n, 5000):
+        await publisher.send_many([(topic, encode(e, e.subject)) for e in batch[i : i + 5000]])
+    print(f"publish            {n / (time.perf_counter() - started):>9,.0f} events/s")
+
+    engine = make_engine(database_url)
+    await create_tables(engine)
+    units = UnitOfWorkFactory(session_factory(engine))
+    relay = OutboxRelay(units, publisher, batch_size=2000)
+    out_topic = f"{topic}-out"
+    started = time.perf_counter()
+    for i in range(0, n, 500):
+        async with units() as uow:
+            for e in batch[i : i + 500]:
+                uow.emit(e, out_topic, e.subject)
+    written = time.perf_counter() - started
+    await relay.drain()
+    print(
+        f"outbox [{label:<8}] {n / (time.perf_counter() - started):>9,.0f} events/s "
+        f"(write {n / written:,.0f}/s, then relay)"
+    )
+
+    async def record_all(batch_events: list[Event], uow: UnitOfWork) -> None:
+        connection = await uow.session.connection()
+        await connection.execute(sa.insert(Tally), [{"event_id": e.id, "note": ""} for e in batch_events])
+
+    for kind, subscription in (
+        ("per-event", Subscription(f"bench-{uuid.uuid4().hex[:6]}", (topic,), handlers={TYPE: record})),
+        ("batch", Subscription(f"bench-{uuid.uuid4().hex[:6]}", (topic,), batch_handlers={TYPE: record_all})),
+    ):
+        async with engine.begin() as connection:
+            await connection.execute(sa.delete(Tally))
+        consumer = EventConsumer(
+            subscription,
+            units,
+            publisher,
+            bootstrap_servers=broker.bootstrap_servers,
+            client_id="bench",
+            batch_size=2000,
+            session_timeout_ms=3000,
+            rebalance_timeout_ms=3000,
+        )
+        await consumer.start()
+        task = asyncio.create_task(consumer.run())
+        while consumer.stats.processed == 0:
+            await asyncio.sleep(0.01)
+        started, first = time.perf_counter(), consumer.stats.processed
+        while consumer.stats.processed < n:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        consumer.stop()
+        await task
+        assert await count(engine) == n
+        print(f"consume [{label:<8}] {(n - first) / elapsed:>9,.0f} events/s ({kind} handler; inbox + 1 row each)")
+    await publisher.stop()
+    await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--postgres", action="store_true", help="also measure on PostgreSQL at 127.0.0.1:5432")
+    args = parser.parse_args()
+    broker = EmbeddedBroker(free_port())
+    await broker.start()
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            await bench(args.events, f"sqlite+aiosqlite:///{tmp}/bench.db", "sqlite", broker)
+        if args.postgres:
+            import asyncpg
+
+            name = f"tarifa_bench_{uuid.uuid4().hex[:8]}"
+            admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                await bench(args.events, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", "postgres", broker)
+            finally:
+                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                await admin.close()
+    finally:
+        await broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
