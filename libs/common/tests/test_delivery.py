@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tally import count, record  # from tests/processes, put on sys.path by conftest
 
@@ -256,3 +259,50 @@ async def test_a_batch_handler_gets_each_fresh_event_once_and_a_failing_batch_fa
     # The whole batch first (the copy of `first` left out), then each message alone.
     assert calls[0] == [first.id, second.id, poison.id]
     assert [first.id] in calls[1:] and [poison.id] in calls[1:]
+
+
+@pytest.fixture(scope="module")
+def metrics() -> InMemoryMetricReader:
+    reader = InMemoryMetricReader()
+    otel_metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, object], float]]:
+    data = reader.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    found += [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+    return found
+
+
+async def test_consumption_is_measured_by_outcome_and_lag_per_partition(
+    metrics: InMemoryMetricReader,
+    broker: EmbeddedBroker,
+    engine: AsyncEngine,
+    publisher: Publisher,
+    run_consumer: RunConsumer,
+) -> None:
+    topic, group = await make_topic(broker, partitions=2), unique("g")
+    sent = [an_event(note=str(i)) for i in range(7)]
+    await publisher.send_many([(topic, encode(e, f"s-{i}")) for i, e in enumerate(sent)])
+    consumer = await run_consumer(engine, topic, group)
+
+    async def all_processed() -> None:
+        assert consumer.stats.processed == 7
+
+    await eventually(all_processed)
+    consumed = [
+        value
+        for attrs, value in points(metrics, "tarifa.messages.consumed")
+        if attrs == {"group": group, "topic": topic, "outcome": "processed"}
+    ]
+    assert consumed == [7]
+    lags = {
+        attrs["partition"]: value for attrs, value in points(metrics, "tarifa.consumer.lag") if attrs["group"] == group
+    }
+    assert set(lags) <= {f"{topic}/0", f"{topic}/1"} and lags
+    assert all(value == 0 for value in lags.values())

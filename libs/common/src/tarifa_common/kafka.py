@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
@@ -60,6 +62,18 @@ _meter = telemetry.meter()
 _consumed = _meter.create_counter("tarifa.messages.consumed", description="messages consumed, by outcome")
 _published = _meter.create_counter("tarifa.messages.published", description="messages published")
 _handler_seconds = _meter.create_histogram("tarifa.handler.duration", unit="s", description="handler latency")
+_live_consumers: weakref.WeakSet[EventConsumer] = weakref.WeakSet()
+
+
+def _observe_lag(_: CallbackOptions) -> Iterable[Observation]:
+    for consumer in list(_live_consumers):
+        for partition, lag in consumer.stats.lag.items():
+            yield Observation(lag, {"group": consumer.group, "partition": partition})
+
+
+_meter.create_observable_gauge(
+    "tarifa.consumer.lag", callbacks=[_observe_lag], description="messages behind the partition's end"
+)
 
 
 def client_options(bootstrap_servers: str, client_id: str) -> dict[str, Any]:
@@ -280,6 +294,7 @@ class EventConsumer:
         self.stats = ConsumerStats()
         self.started = asyncio.Event()
         self.assigned = asyncio.Event()
+        _live_consumers.add(self)
 
     @property
     def group(self) -> str:
