@@ -61,9 +61,10 @@ def setup() -> None:
     say("installing the workspace (first run takes a minute or two)")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     constraints = ["-c", "constraints.txt"]
-    run(PY, "-m", "pip", "install", "-q", *constraints, *BUILD_TOOLS, env=env)
+    # -qq: the install is long but quiet; pip still prints errors (and this machine's pip config warns a lot).
+    run(PY, "-m", "pip", "install", "-qq", *constraints, *BUILD_TOOLS, env=env)
     editables = [arg for pkg in PACKAGES for arg in ("-e", f"{pkg}[test]" if pkg != "libs/common" else pkg)]
-    run(PY, "-m", "pip", "install", "-q", "--no-build-isolation", *constraints, *editables, "--group", "dev", env=env)
+    run(PY, "-m", "pip", "install", "-qq", "--no-build-isolation", *constraints, *editables, "--group", "dev", env=env)
     STAMP.write_text(fingerprint)
 
 
