@@ -3,6 +3,7 @@ check-jsonschema, hadolint) from the workspace's dev dependencies, and the rende
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,18 @@ def named(docs: list[Doc], kind: str, name: str) -> Doc:
 
 def is_custom(doc: Doc) -> bool:
     return (doc["apiVersion"], doc["kind"]) in CRD_SCHEMAS
+
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?[-?](?P<default>[^}]*))?\}")
+
+
+def compose() -> Doc:
+    document: Doc = yaml.safe_load(COMPOSE_FILE.read_text())
+    return document
+
+
+def interpolate(value: object) -> str:
+    """A compose value with `${NAME:-default}` replaced by its default, as on a machine that sets nothing."""
+    return _INTERPOLATION.sub(lambda match: match.group("default") or "", str(value))
