@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deploy_support import COMPOSE_FILE, ROOT, SERVICES, compose, interpolate, run, tool
+from deploy_support import COMPOSE_FILE, ROOT, SERVICES, compose, compose_binary, interpolate, run, tool
 
 PORTS = {"collector": 8101, "rater": 8102, "voip-summit": 8103, "invoicer": 8104, "notifier": 8105}
 # The image drops every default once one KAFKA_* variable is set: these must all be there.
@@ -44,6 +44,33 @@ def test_a_misspelled_compose_key_fails_the_specification(tmp_path: Path) -> Non
     code, output = validate(broken)
     assert code != 0
     assert "healtcheck" in output, output
+
+
+def compose_config(path: Path) -> tuple[int, str]:
+    """`docker compose config`: the whole model (interpolation, anchors, profiles, dependencies), no engine."""
+    completed = run(compose_binary(), "--file", path, "--profile", "demo", "config", "--quiet", cwd=path.parent)
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def test_docker_compose_itself_accepts_the_file() -> None:
+    code, output = compose_config(COMPOSE_FILE)
+    assert code == 0, output
+
+
+def test_docker_compose_refuses_a_dependency_on_a_missing_service(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    text = COMPOSE_FILE.read_text()
+    assert "      collector:\n        condition: service_healthy\n" in text
+    broken.write_text(
+        text.replace(
+            "      collector:\n        condition: service_healthy\n",
+            "      colector:\n        condition: service_healthy\n",
+            1,
+        )
+    )
+    code, output = compose_config(broken)
+    assert code != 0
+    assert "colector" in output, output
 
 
 def test_kafka_is_a_single_kraft_node_with_every_setting_spelled_out() -> None:
