@@ -3,9 +3,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# pip compiles every module while installing: the runtime's root file system is read-only.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/tarifa/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/tarifa

@@ -253,6 +253,8 @@ def test_the_http_only_service_has_an_hpa_and_nothing_is_scaled_twice(rendered: 
     assert hpas == {"collector"}
     assert hpas.isdisjoint(keda)
     assert hpas | keda == set(SERVICES)
+    # A replica count in the Deployment would reset the autoscaler's choice on every apply.
+    assert all("replicas" not in deployment["spec"] for deployment in tarifa_deployments(docs).values())
 
 
 def test_kafka_topics_match_the_topic_registry(rendered: dict[str, list[Doc]]) -> None:
