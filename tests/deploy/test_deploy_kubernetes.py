@@ -117,6 +117,20 @@ def test_a_numeric_trigger_metadata_value_fails_the_keda_schema(
     assert "200 is not of type 'string'" in output, output
 
 
+def test_a_fallback_beside_a_cpu_trigger_fails_the_keda_schema(
+    k8s_copy: Callable[[str, str, str], Path], tmp_path: Path
+) -> None:
+    # KEDA's webhook refuses a fallback when a trigger is cpu or memory: the ScaledObject would never apply.
+    copy = k8s_copy(
+        "components/autoscaling/rater-scaledobject.yaml",
+        "  triggers:\n",
+        "  fallback:\n    failureThreshold: 3\n    replicas: 2\n  triggers:\n",
+    )
+    code, output = validate_custom([d for d in render(copy / "overlays" / "prod") if is_custom(d)], tmp_path / "out")
+    assert code != 0
+    assert "'cpu' should not be valid" in output, output
+
+
 def test_an_unknown_kafkatopic_field_fails_the_strimzi_schema(
     k8s_copy: Callable[[str, str, str], Path], tmp_path: Path
 ) -> None:
