@@ -117,6 +117,16 @@ def test_a_numeric_trigger_metadata_value_fails_the_keda_schema(
     assert "200 is not of type 'string'" in output, output
 
 
+def test_a_misspelled_kafka_trigger_key_fails_the_keda_schema(
+    k8s_copy: Callable[[str, str, str], Path], tmp_path: Path
+) -> None:
+    # KEDA would ignore the key and scale on its default threshold.
+    copy = k8s_copy("components/autoscaling/invoicer-scaledobject.yaml", "lagThreshold:", "lagTreshold:")
+    code, output = validate_custom([d for d in render(copy / "overlays" / "prod") if is_custom(d)], tmp_path / "out")
+    assert code != 0
+    assert "lagTreshold" in output, output
+
+
 def test_a_fallback_beside_a_cpu_trigger_fails_the_keda_schema(
     k8s_copy: Callable[[str, str, str], Path], tmp_path: Path
 ) -> None:
