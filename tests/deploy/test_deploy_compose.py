@@ -121,3 +121,12 @@ def test_each_service_gets_its_own_database_created_by_the_init_script() -> None
         databases.add(url.username)
     assert databases == created
     assert len(databases) == len(SERVICES)
+
+
+def test_every_file_the_compose_file_mounts_exists() -> None:
+    # `docker compose config` does not look at bind-mount sources; a missing one would become an empty directory.
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).is_file(), f"{name} mounts {source}, which does not exist"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
-from deploy_support import DOCKERFILE, run, tool
+from deploy_support import DOCKERFILE, ROOT, run, tool
 
 
 def lint(path: Path) -> tuple[int, str]:
@@ -41,3 +42,16 @@ def test_the_image_builds_in_stages_and_runs_as_a_user_with_dependencies_before_
     assert dependency_install < first_code_copy
     assert all("/src" not in line for line in lines[:dependency_install] if line.startswith("COPY"))
     assert 'ENTRYPOINT ["tarifa"]' in lines
+
+
+def test_the_image_holds_every_package_of_the_workspace() -> None:
+    """A package added to the workspace (dev.py) must be copied and installed in the image too."""
+    spec = importlib.util.spec_from_file_location("tarifa_dev_script", ROOT / "dev.py")
+    assert spec and spec.loader
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    text = DOCKERFILE.read_text()
+    for package in dev.PACKAGES:
+        assert f"COPY {package}/pyproject.toml {package}/" in text, package
+        assert f"COPY {package}/src {package}/src" in text, package
+        assert f"./{package} " in text or f"./{package}\n" in text, package
