@@ -1,0 +1,10 @@
+"""Loads the voip-summit test fixtures (kept in `voip_summit_support`, importable by the tests)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from voip_summit_support import service, summit  # noqa: E402
+
+__all__ = ["service", "summit"]
