@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from voip_summit_support import service, summit  # noqa: E402
+from voip_summit_support import service, summit
 
 __all__ = ["service", "summit"]

@@ -14,14 +14,14 @@ import uvicorn
 from tarifa_common import auth
 from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.testing import eventually, unique
-from tarifa_voip_summit.bootstrap import VoipSummit, bootstrap
+from tarifa_voip_summit.bootstrap import VoipSummit
 from tarifa_voip_summit.config import VoipSummitSettings
 from tarifa_voip_summit.entrypoints.api import create_app
 from tarifa_voip_summit.simulator import Faults, SummitState, create_simulator
 
 JWT_SECRET = "v" * 48
 SUMMIT_USER = "ixc-api"
-SUMMIT_PASSWORD = "Sup3r-S3cret-Summit-Pa55"  # noqa: S105 - a test secret that must never leak
+SUMMIT_PASSWORD = "Sup3r-S3cret-Summit-Pa55"
 
 
 @dataclass
