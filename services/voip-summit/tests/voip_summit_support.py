@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,10 +153,23 @@ def settings_for(database_url: str, bootstrap_servers: str, **extra: Any) -> Voi
 
 
 @pytest_asyncio.fixture
-async def service(database_url: str, broker: EmbeddedBroker, summit: Summit) -> AsyncIterator[Service]:
-    """The voip-summit running (runtime, consumers, Summit queue) with an admin client of a fresh tenant."""
+async def service(database_url: str, summit: Summit) -> AsyncIterator[Service]:
+    """The voip-summit with its API and Summit queue, and no broker (the outbox keeps the events)."""
+    async with running(database_url, f"127.0.0.1:{free_port()}", summit) as instance:
+        yield instance
+
+
+@pytest_asyncio.fixture
+async def service_on_broker(database_url: str, broker: EmbeddedBroker, summit: Summit) -> AsyncIterator[Service]:
+    """The voip-summit running with the real broker: consumers, outbox relay, Summit queue."""
+    async with running(database_url, broker.bootstrap_servers, summit) as instance:
+        yield instance
+
+
+@asynccontextmanager
+async def running(database_url: str, bootstrap_servers: str, summit: Summit) -> AsyncIterator[Service]:
     tenant = unique("isp")
-    app = create_app(settings_for(database_url, broker.bootstrap_servers))
+    app = create_app(settings_for(database_url, bootstrap_servers))
     voip: VoipSummit = app.state.voip
     await voip.runtime.start()
     token = auth.mint(JWT_SECRET, subject="alice", tenant=tenant, roles=[auth.ADMIN])
