@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from voip_summit_support import service, summit
+from voip_summit_support import service, service_on_broker, summit
 
-__all__ = ["service", "summit"]
+__all__ = ["service", "service_on_broker", "summit"]
