@@ -107,7 +107,7 @@ class SummitClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=_wait(wait_exponential_jitter(multiplier=self._backoff, max=5.0)),
+            wait=_wait(wait_exponential_jitter(multiplier=self._backoff, max=5.0, jitter=self._backoff)),
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             reraise=True,
         )
