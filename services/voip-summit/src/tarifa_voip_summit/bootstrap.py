@@ -17,7 +17,7 @@ from tarifa_voip_summit import handlers
 from tarifa_voip_summit.adapters.provisioning import Provisioner
 from tarifa_voip_summit.adapters.secrets import PasswordBox
 from tarifa_voip_summit.adapters.store import SqlSummitStore
-from tarifa_voip_summit.adapters.summit import SummitAddress, SummitClient
+from tarifa_voip_summit.adapters.summit import SummitAddress, SummitClient, SummitClients
 from tarifa_voip_summit.config import VoipSummitSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,12 +32,13 @@ class VoipSummit:
     runtime: ServiceRuntime
     box: PasswordBox
     provisioner: Provisioner
+    clients: SummitClients
 
     def store(self, uow: UnitOfWork) -> SqlSummitStore:
         return SqlSummitStore(uow, self.box)
 
     def client(self, address: SummitAddress) -> SummitClient:
-        return summit_client(self.settings, address)
+        return self.clients(address)
 
 
 def summit_client(
@@ -68,8 +69,13 @@ def bootstrap(settings: VoipSummitSettings) -> VoipSummit:
     )
     holder: list[Provisioner] = []
 
+    clients = SummitClients(lambda address: summit_client(settings, address))
+
     async def apply_summit_queue(runtime: ServiceRuntime) -> None:
-        await holder[0].run(settings.operation_poll_seconds)
+        try:
+            await holder[0].run(settings.operation_poll_seconds)
+        finally:
+            await clients.close()
 
     async def reconcile_lines(runtime: ServiceRuntime) -> None:
         await holder[0].reconcile_every(settings.reconcile_interval_seconds)
@@ -80,9 +86,9 @@ def bootstrap(settings: VoipSummitSettings) -> VoipSummit:
     provisioner = Provisioner(
         runtime.units,
         box,
-        lambda address: summit_client(settings, address),
+        clients,
         scheme=settings.summit_scheme,
         max_attempts=settings.operation_max_attempts,
     )
     holder.append(provisioner)
-    return VoipSummit(settings, runtime, box, provisioner)
+    return VoipSummit(settings, runtime, box, provisioner, clients)

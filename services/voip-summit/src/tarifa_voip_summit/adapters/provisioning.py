@@ -137,8 +137,7 @@ class Provisioner:
             error: str | None = None
             final = False
             try:
-                async with self._clients(work.address) as client:
-                    result = await self._call(client, work)
+                result = await self._call(self._clients(work.address), work)
             except SummitRefused as refused:
                 error, final = refused.message, True
             except TarifaError as failure:
@@ -218,8 +217,7 @@ class Provisioner:
         report: dict[str, Drift] = {}
         for integration_id, tenant, address in targets:
             try:
-                async with self._clients(address) as client:
-                    terminals = await client.fetch("terminals")
+                terminals = await self._clients(address).fetch("terminals")
             except TarifaError as error:
                 log.warning("reconciliation of integration %s skipped: %s", integration_id, error.message)
                 continue

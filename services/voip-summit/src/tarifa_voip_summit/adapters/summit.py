@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,3 +182,23 @@ class SummitClient:
 
     async def delete_did(self, terminal_id: str, number: str) -> None:
         await self._request("DELETE", f"/terminals/{terminal_id}/dids/{number}")
+
+
+class SummitClients:
+    """One long-lived client per Summit address: building an httpx client loads the TLS trust store
+    (about 0.1 s of blocked event loop), so clients are reused, and closed when the service stops."""
+
+    def __init__(self, factory: Callable[[SummitAddress], SummitClient]) -> None:
+        self._factory = factory
+        self._clients: dict[SummitAddress, SummitClient] = {}
+
+    def __call__(self, address: SummitAddress) -> SummitClient:
+        client = self._clients.get(address)
+        if client is None:
+            client = self._clients[address] = self._factory(address)
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()

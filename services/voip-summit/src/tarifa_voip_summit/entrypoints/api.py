@@ -149,8 +149,7 @@ async def live_catalogue(integration_id: str, resource: str, who: Reader, voip: 
     if resource not in {"partitions", "licences", "plans", "cost-centres", "categories"}:
         raise InvalidInput("resource", "must be partitions, licences, plans, cost-centres or categories")
     address = store.address(await store.integration(who.tenant, integration_id), voip.settings.summit_scheme)
-    async with voip.client(address) as client:
-        return await client.fetch(resource)
+    return await voip.client(address).fetch(resource)
 
 
 @integrations.get(
@@ -159,8 +158,7 @@ async def live_catalogue(integration_id: str, resource: str, who: Reader, voip: 
 )
 async def live_partition_categories(integration_id: str, code: str, who: Reader, voip: Voip, store: Store) -> Any:
     address = store.address(await store.integration(who.tenant, integration_id), voip.settings.summit_scheme)
-    async with voip.client(address) as client:
-        return await client.partition_categories(code)
+    return await voip.client(address).partition_categories(code)
 
 
 ranges = APIRouter(prefix="/number-ranges", tags=["numbers"])
@@ -281,22 +279,20 @@ async def check_live_catalogue(voip: VoipSummit, store: SqlSummitStore, tenant: 
     integration = await store.integration(tenant, fields.integration_id)
     if integration.catalogue_mode != CatalogueMode.LIVE.value:
         return
-    async with voip.client(store.address(integration, voip.settings.summit_scheme)) as client:
-        partitions = {p["code"] for p in await client.fetch("partitions")}
-        if fields.partition not in partitions:
-            raise InvalidInput(
-                "partition", f"Summit has no partition {fields.partition!r}; it has {sorted(partitions)}"
-            )
-        allowed = {c["code"] for c in await client.partition_categories(fields.partition)}
-        if fields.category not in allowed:
-            raise InvalidInput(
-                "category",
-                f"{fields.category!r} is not allowed in partition {fields.partition!r}; choose {sorted(allowed)}",
-            )
-        for resource, name, value in (("plans", "plan", fields.plan), ("licences", "licence", fields.licence)):
-            codes = {item["code"] for item in await client.fetch(resource)}
-            if value is not None and value not in codes:
-                raise InvalidInput(name, f"Summit has no {name} {value!r}; it has {sorted(codes)}")
+    client = voip.client(store.address(integration, voip.settings.summit_scheme))
+    partitions = {p["code"] for p in await client.fetch("partitions")}
+    if fields.partition not in partitions:
+        raise InvalidInput("partition", f"Summit has no partition {fields.partition!r}; it has {sorted(partitions)}")
+    allowed = {c["code"] for c in await client.partition_categories(fields.partition)}
+    if fields.category not in allowed:
+        raise InvalidInput(
+            "category",
+            f"{fields.category!r} is not allowed in partition {fields.partition!r}; choose {sorted(allowed)}",
+        )
+    for resource, name, value in (("plans", "plan", fields.plan), ("licences", "licence", fields.licence)):
+        codes = {item["code"] for item in await client.fetch(resource)}
+        if value is not None and value not in codes:
+            raise InvalidInput(name, f"Summit has no {name} {value!r}; it has {sorted(codes)}")
 
 
 @lines.post("", status_code=201, summary="Create a SIP line; Summit creates its terminal in the background")
