@@ -80,9 +80,20 @@ def bootstrap(settings: VoipSummitSettings) -> VoipSummit:
     async def reconcile_lines(runtime: ServiceRuntime) -> None:
         await holder[0].reconcile_every(settings.reconcile_interval_seconds)
 
-    runtime = ServiceRuntime(
-        settings, migrations=MIGRATIONS, subscriptions=[subscription], background=[apply_summit_queue, reconcile_lines]
-    )
+    async def embedded_simulator(runtime: ServiceRuntime) -> None:
+        import uvicorn
+
+        from tarifa_voip_summit.simulator import create_simulator
+
+        config = uvicorn.Config(
+            create_simulator(), host=settings.http_host, port=settings.embedded_simulator_port, log_level="warning"
+        )
+        await uvicorn.Server(config).serve()
+
+    background = [apply_summit_queue, reconcile_lines]
+    if settings.embedded_simulator_port:
+        background.append(embedded_simulator)
+    runtime = ServiceRuntime(settings, migrations=MIGRATIONS, subscriptions=[subscription], background=background)
     provisioner = Provisioner(
         runtime.units,
         box,

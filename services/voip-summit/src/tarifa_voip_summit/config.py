@@ -31,6 +31,12 @@ class VoipSummitSettings(ServiceSettings):
         default=3, ge=1, description="failed rounds (each with its own HTTP retries) before an operation is failed"
     )
     reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
+    embedded_simulator_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="run the Summit simulator inside this process on this port (0 = off); for `tarifa up` demos",
+    )
 
     @model_validator(mode="after")
     def _secret_key(self) -> Self:
