@@ -18,6 +18,7 @@ from tarifa_common.contracts import (
 from tarifa_common.events import Event, decode
 from tarifa_common.testing import eventually, read_all
 from tarifa_voip_summit.domain.model import Partition, category_for_contract_status, category_for_credit_breach
+from tarifa_voip_summit.handlers import block_line_over_credit
 
 S = ContractStatus
 UNCHANGED = None
@@ -174,3 +175,56 @@ async def test_contract_statuses_and_credit_breaches_from_kafka_block_and_releas
 
 async def _ready(service: Service) -> None:
     assert service.voip.runtime.publisher.ready.is_set()
+
+
+async def test_a_credit_breach_deactivates_the_line_when_its_partition_has_no_block_category(service: Service) -> None:
+    integration = await service.integration()
+    await service.catalogue()
+    plain = {"code": "RJ", "description": "Rio", "blocking_enabled": False, "extra_categories": ["LIVRE"]}
+    assert (await service.http.post("/v1/partitions", json=plain)).status_code == 201
+    line = (await service.http.post("/v1/lines", json=service.line_body(integration, partition="RJ"))).json()
+    await service.applied(line["id"])
+    breach = Event(
+        type=LINE_CREDIT_EXCEEDED,
+        source="tarifa/rater",
+        tenant=service.tenant,
+        data=CreditLimitExceeded(
+            tenant=service.tenant,
+            line_id=line["id"],
+            credit_limit=Decimal("150.00"),
+            spent=Decimal("151"),
+            cycle_start=date(2026, 11, 10),
+        ).model_dump(mode="json"),
+    )
+    async with service.voip.runtime.units() as uow:
+        assert await block_line_over_credit(breach, service.voip.store(uow)) is True
+    async with service.voip.runtime.units() as uow:  # a redelivery finds the line already off
+        assert await block_line_over_credit(breach, service.voip.store(uow)) is False
+    current = await service.applied(line["id"])
+    assert (current["active"], current["blocked"], current["state"], current["category"]) == (
+        False,
+        True,
+        "inactive",
+        "LIVRE",
+    )
+    [terminal] = service.summit.state.terminals.values()
+    assert terminal.active is False
+
+
+async def test_an_operator_can_move_a_line_to_another_category_of_its_partition_only(service: Service) -> None:
+    integration = await service.integration()
+    await service.catalogue()
+    line = (await service.http.post("/v1/lines", json=service.line_body(integration))).json()
+    refused = await service.http.patch(f"/v1/lines/{line['id']}", json={"category": "LOCAL"})
+    assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "category")
+    moved = await service.http.patch(f"/v1/lines/{line['id']}", json={"category": "PARC"})
+    assert moved.json()["category"] == "PARC"
+    await service.applied(line["id"])
+    [terminal] = service.summit.state.terminals.values()
+    assert terminal.category == "PARC"
+    audit = (await service.http.get(f"/v1/lines/{line['id']}/audit")).json()
+    assert (audit[-1]["old_category"], audit[-1]["new_category"], audit[-1]["caused_by"]) == (
+        "LIVRE",
+        "PARC",
+        "api:alice",
+    )
