@@ -1,10 +1,17 @@
 """Fault injection: a misbehaving Summit never gets a duplicate line, and every line ends up applied."""
 
+import asyncio
+
 from sqlmodel import col, select
 from voip_summit_support import Service
 
+from tarifa_common.db import make_engine, session_factory
 from tarifa_common.messaging import OutboxEntry
 from tarifa_common.testing import eventually
+from tarifa_common.unit_of_work import UnitOfWorkFactory
+from tarifa_voip_summit.adapters.provisioning import Provisioner
+from tarifa_voip_summit.adapters.summit import SummitClients
+from tarifa_voip_summit.bootstrap import summit_client
 from tarifa_voip_summit.simulator import Faults
 
 
@@ -95,3 +102,27 @@ async def test_reconciliation_reports_drift_as_an_alert_and_resolves_it(service:
     assert ["alert.raised" in a.headers for a in alerts] == [False, True]  # resolved while in step, then raised
     assert all(a.key == f"voip-summit/line-drift/{integration}".encode() for a in alerts)
     assert "1 line(s) missing on Summit, 0 terminal(s) unknown here, 1 differing" in alerts[-1].value.decode()
+
+
+async def test_two_replicas_applying_the_queue_apply_each_operation_once(service: Service) -> None:
+    integration = await service.integration()
+    await service.catalogue()
+    settings = service.voip.settings
+    engine = make_engine(settings.database_url)
+    clients = SummitClients(lambda address: summit_client(settings, address))
+    replica = Provisioner(UnitOfWorkFactory(session_factory(engine)), service.voip.box, clients)
+    running = asyncio.ensure_future(replica.run(0.01))
+    try:
+        ids = []
+        for n in range(10):
+            body = service.line_body(integration, number=f"+5511300000{n + 20:02d}", contract_id=f"C-{n}")
+            ids.append((await service.http.post("/v1/lines", json=body)).json()["id"])
+        for line_id in ids:
+            await service.applied(line_id)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await clients.close()
+        await engine.dispose()
+    assert service.summit.state.creates_applied == 10
+    assert service.summit.state.requests == 20, "each create is one look-up and one POST, done by one replica"

@@ -14,8 +14,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from tarifa_common import alerts, topics
@@ -63,7 +65,9 @@ class Provisioner:
         scheme: str = "http",
         max_attempts: int = 3,
         parallel: int = 8,
+        lease_seconds: float = 120.0,
     ) -> None:
+        self._lease_seconds = lease_seconds
         self._units = units
         self._box = box
         self._clients = clients
@@ -104,9 +108,12 @@ class Provisioner:
                 first_of_line.setdefault(op.line_id, op)
             work: list[_Work] = []
             integrations: dict[str, IntegrationRow | None] = {}
+            now = utcnow()
             for op in first_of_line.values():
                 if op.status != OperationStatus.PENDING.value:
                     continue  # an earlier failed operation holds the line until it is retried by hand
+                if not await self._claim(uow, op, now):
+                    continue  # another replica is applying it
                 line = await uow.session.get(LineRow, op.line_id)
                 if line is None:
                     continue
@@ -130,6 +137,26 @@ class Provisioner:
                 if len(work) >= limit:
                     break
             return work
+
+    async def _claim(self, uow: UnitOfWork, op: OperationRow, now: datetime) -> bool:
+        """Take a lease on the operation; an atomic conditional UPDATE, so two replicas never both win.
+
+        A worker that dies leaves a lease that expires, and the operation is applied again (safe:
+        creates look up before creating, updates and DID puts are idempotent).
+        """
+        table = OperationRow.__table__  # type: ignore[attr-defined]
+        claimed_until = table.c.claimed_until
+        connection = await uow.session.connection()
+        result = await connection.execute(
+            update(table)
+            .where(
+                table.c.id == op.id,
+                table.c.status == OperationStatus.PENDING.value,  # another replica may have applied it since
+                or_(claimed_until.is_(None), claimed_until < now),
+            )
+            .values(claimed_until=now + timedelta(seconds=self._lease_seconds))
+        )
+        return bool(result.rowcount == 1)
 
     async def _apply(self, work: _Work) -> None:
         async with self._parallel:
@@ -170,6 +197,7 @@ class Provisioner:
             if op is None or line is None:
                 return
             op.attempts += 1
+            op.claimed_until = None
             if error is None:
                 op.status, op.last_error, op.applied_at = OperationStatus.APPLIED.value, None, utcnow()
                 if work.kind is OperationKind.CREATE:

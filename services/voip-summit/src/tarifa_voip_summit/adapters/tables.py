@@ -160,6 +160,9 @@ class OperationRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=_at, sa_column=aware())
     applied_at: datetime | None = Field(default=None, sa_column=aware(True))
+    claimed_until: datetime | None = Field(
+        default=None, sa_column=aware(True), description="a worker is applying it until then (a lease)"
+    )
 
 
 class LineAuditRow(SQLModel, table=True):

@@ -150,6 +150,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         _at("created_at"),
         _at("applied_at", nullable=True),
+        _at("claimed_until", nullable=True),
     )
     op.create_index("ix_vs_operation_tenant", "vs_operation", ["tenant"])
     op.create_index("ix_vs_operation_line_id", "vs_operation", ["line_id"])
