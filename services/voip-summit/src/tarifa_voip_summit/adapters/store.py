@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -544,7 +543,3 @@ def line_event(row: LineRow, kind: LineEventKind, reason: str, caused_by: str, d
         tenant=row.tenant, kind=kind, line=snapshot(row, dids), reason=reason, caused_by=caused_by
     ).model_dump(mode="json")
     return Event(type=line_event_type(kind), source=SOURCE, tenant=row.tenant, subject=row.id, data=data)
-
-
-def activation_date_or_today(value: date | None) -> date:
-    return value or utcnow().date()
