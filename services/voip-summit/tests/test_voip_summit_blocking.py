@@ -18,7 +18,7 @@ from tarifa_common.contracts import (
 from tarifa_common.events import Event, decode
 from tarifa_common.testing import eventually, read_all
 from tarifa_voip_summit.domain.model import Partition, category_for_contract_status, category_for_credit_breach
-from tarifa_voip_summit.handlers import block_line_over_credit
+from tarifa_voip_summit.handlers import apply_contract_status, block_line_over_credit
 
 S = ContractStatus
 UNCHANGED = None
@@ -228,3 +228,41 @@ async def test_an_operator_can_move_a_line_to_another_category_of_its_partition_
         "PARC",
         "api:alice",
     )
+
+
+async def test_the_whole_matrix_through_the_handler_and_the_database(service: Service) -> None:
+    """Every status x blocking on/off x partial category present/absent, each on its own contract and line."""
+    integration = await service.integration()
+    await service.catalogue()
+    cases = list(MATRIX.items())
+    for index, ((status, blocking, partial), _) in enumerate(cases):
+        body = {
+            "code": f"P{index}",
+            "description": f"{status.value} blocking={blocking} partial={partial}",
+            "blocking_enabled": blocking,
+            "default_category": "LIVRE",
+            "block_category": "BLOQ",
+            "partial_block_category": "PARC" if partial else None,
+            "cancellation_category": "CANC",
+            "extra_categories": ["OUTRA"],
+        }
+        assert (await service.http.post("/v1/partitions", json=body)).status_code == 201
+        line = service.line_body(
+            integration,
+            number=f"+5511300000{index + 10:02d}",
+            contract_id=f"C-{index}",
+            partition=f"P{index}",
+            category="OUTRA",  # a category no status leads to, so "unchanged" is visible
+        )
+        assert (await service.http.post("/v1/lines", json=line)).status_code == 201
+    for index, ((status, _, _), _) in enumerate(cases):
+        async with service.voip.runtime.units() as uow:
+            await apply_contract_status(status_event(service.tenant, f"C-{index}", status), service.voip.store(uow))
+    lines = {line["contract_id"]: line for line in (await service.http.get("/v1/lines")).json()}
+    outcome = {
+        case: (lines[f"C-{index}"]["category"], lines[f"C-{index}"]["blocked"]) for index, (case, _) in enumerate(cases)
+    }
+    assert outcome == {case: expected or ("OUTRA", False) for case, expected in cases}
+    for index, (_, expected) in enumerate(cases):
+        audit = (await service.http.get(f"/v1/lines/{lines[f'C-{index}']['id']}/audit")).json()
+        assert len(audit) == (2 if expected else 1)  # "created", then the change if there was one
