@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from decimal import Decimal
 
 import pytest
 from voip_summit_support import SUMMIT_PASSWORD, Service
@@ -26,7 +27,8 @@ async def test_a_created_line_gets_its_terminal_and_credential_from_summit(servi
         "123456",
         10,
     )
-    assert terminal.credit_limit == "150.000000" or terminal.credit_limit == "150.00"
+    assert terminal.credit_limit is not None
+    assert Decimal(terminal.credit_limit) == Decimal("150.00")
 
 
 async def test_dids_route_to_the_main_line_or_to_a_new_port_and_hold_their_numbers(service: Service) -> None:
