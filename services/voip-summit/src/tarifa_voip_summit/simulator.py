@@ -251,6 +251,10 @@ def create_simulator(
     async def get_terminal(terminal_id: str) -> TerminalOut:
         return _terminal(summit, terminal_id)
 
+    @api.get("/terminals/{terminal_id}/credential", tags=["terminals"], summary="The SIP credential of a terminal")
+    async def get_credential(terminal_id: str) -> Credential:
+        return _terminal(summit, terminal_id).credential
+
     @api.patch("/terminals/{terminal_id}", tags=["terminals"])
     async def update_terminal(terminal_id: str, body: TerminalPatch) -> TerminalOut:
         terminal = _terminal(summit, terminal_id)
