@@ -210,6 +210,9 @@ async def test_a_credit_breach_deactivates_the_line_when_its_partition_has_no_bl
     [terminal] = service.summit.state.terminals.values()
     assert terminal.active is False
 
+    reactivated = (await service.http.patch(f"/v1/lines/{line['id']}", json={"active": True})).json()
+    assert (reactivated["active"], reactivated["blocked"], reactivated["state"]) == (True, False, "active")
+
 
 async def test_an_operator_can_move_a_line_to_another_category_of_its_partition_only(service: Service) -> None:
     integration = await service.integration()
@@ -218,7 +221,7 @@ async def test_an_operator_can_move_a_line_to_another_category_of_its_partition_
     refused = await service.http.patch(f"/v1/lines/{line['id']}", json={"category": "LOCAL"})
     assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "category")
     moved = await service.http.patch(f"/v1/lines/{line['id']}", json={"category": "PARC"})
-    assert moved.json()["category"] == "PARC"
+    assert (moved.json()["category"], moved.json()["blocked"]) == ("PARC", True)
     await service.applied(line["id"])
     [terminal] = service.summit.state.terminals.values()
     assert terminal.category == "PARC"

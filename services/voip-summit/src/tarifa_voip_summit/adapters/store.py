@@ -359,6 +359,14 @@ class SqlSummitStore:
             setattr(row, name, value)
         if "active" in changes:
             row.state = (LineState.ACTIVE if row.active else LineState.INACTIVE).value
+        if row.active and (not was_active or row.category != old_category):
+            # Activated by hand (after a credit breach, say) or moved: blocked only if the category blocks.
+            partition = await self.partition(tenant, row.partition)
+            row.blocked = partition is not None and row.category in {
+                partition.block_category,
+                partition.partial_block_category,
+                partition.cancellation_category,
+            }
         row.updated_at = utcnow()
         self.session.add(row)
         summit_changes = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in changes.items()}
