@@ -96,3 +96,8 @@ def make_cdr() -> CdrFactory:
 @pytest.fixture
 def price_list() -> str:
     return PRICE_LIST
+
+
+@pytest.fixture
+def rater_settings_factory() -> Callable[..., RaterSettings]:
+    return rater_settings
