@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,34 @@ class Rater:
     cache: ContextCache
     numbering: NumberingPlan
 
+    chunk_size: int = 500
+
     def store(self, uow: UnitOfWork) -> SqlRaterStore:
         return SqlRaterStore(uow.session, self.cache)
+
+    async def rerate(
+        self, scope: handlers.RerateScope, on_progress: Callable[[handlers.RerateProgress], None] | None = None
+    ) -> handlers.RerateProgress:
+        """Re-rate a scope in chunks, one transaction each, reporting progress after each chunk."""
+        total = handlers.RerateProgress()
+        while True:
+            async with self.runtime.units() as uow:
+                chunk = await handlers.rerate_chunk(
+                    uow, self.store(uow), scope, self.numbering, total.last_id, self.chunk_size
+                )
+            total.examined += chunk.examined
+            total.changed += chunk.changed
+            total.newly_rated += chunk.newly_rated
+            total.still_unrated += chunk.still_unrated
+            total.difference += chunk.difference
+            total.last_id = chunk.last_id
+            if on_progress is not None:
+                on_progress(total)
+            if chunk.examined < self.chunk_size:
+                return total
+
+    async def retry_unrated(self, uow: UnitOfWork, tenant: str) -> int:
+        return await handlers.retry_unrated(uow, self.store(uow), tenant, self.numbering)
 
 
 def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:
@@ -57,7 +84,7 @@ def build(settings: RaterSettings, *, consume: bool = True) -> Rater:
     ref: list[Rater] = []
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, subscriptions=subscriptions(ref) if consume else ())
     numbering = NumberingPlan(country_code=settings.country_code, home_area_code=settings.home_area_code)
-    rater = Rater(runtime, ContextCache(), numbering)
+    rater = Rater(runtime, ContextCache(), numbering, settings.rerate_chunk_size)
     ref.append(rater)
     return rater
 

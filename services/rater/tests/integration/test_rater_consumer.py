@@ -39,7 +39,9 @@ async def test_the_same_cdr_delivered_twice_is_rated_once_and_published_on_cdr_r
         first = make_cdr(tenant, "r1", billable_seconds=125)
         await publisher.publish(first, "cdr.raw", key="pbx-hq")
         await publisher.publish(first, "cdr.raw", key="pbx-hq")  # redelivered: same event id
-        await publisher.publish(make_cdr(tenant, "r1", billable_seconds=125, event_id="resent"), "cdr.raw", key="pbx-hq")
+        await publisher.publish(
+            make_cdr(tenant, "r1", billable_seconds=125, event_id="resent"), "cdr.raw", key="pbx-hq"
+        )
         await publisher.publish(make_cdr(tenant, "r2", dialled="0 21 21 33334444"), "cdr.raw", key="pbx-hq")
 
         async def both_published() -> list[contracts.RatedCall]:

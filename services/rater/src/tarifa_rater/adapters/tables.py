@@ -34,7 +34,7 @@ class Money(sa.types.TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        amount = Decimal(str(value))
+        amount = Decimal(str(value))  # read back in its shortest exact form on both databases
         if amount == amount.to_integral_value():
             return amount.quantize(Decimal(1))
         return amount.normalize()

@@ -8,11 +8,13 @@ tariff, but are still attributed when the extension is known.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from tarifa_common.errors import InvalidInput
+from tarifa_common.errors import FieldProblem, InvalidInput
 from tarifa_rater.domain.money import ZERO
 from tarifa_rater.domain.numbering import CallClass, Classified, NumberingPlan, classify
 from tarifa_rater.domain.pricing import Band, Price, TimeBands, price_call
@@ -136,3 +138,74 @@ def rate_call(
 def difference(new: Decimal, previous: Decimal | None) -> Decimal:
     """What a re-rate adds (positive) or credits (negative)."""
     return new - (previous or ZERO)
+
+
+EXTENSION_COLUMNS = (
+    "extension",
+    "line_id",
+    "customer_id",
+    "contract_id",
+    "cost_centre",
+    "department",
+    "allowed_classes",
+)
+
+
+def parse_extensions_csv(text: str) -> list[DirectoryEntry]:
+    """Read an extension directory file (header `EXTENSION_COLUMNS`); raise with every bad line.
+
+    `allowed_classes` lists call classes separated by spaces or '|'; empty means every class.
+    """
+    sample = text[:2048]
+    delimiter = ";" if sample.count(";") > sample.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    if "extension" not in header:
+        raise DirectoryFileInvalid([FieldProblem("line 1", "the header lacks the column extension")])
+    unknown = [name for name in header if name not in EXTENSION_COLUMNS]
+    if unknown:
+        raise DirectoryFileInvalid(
+            [FieldProblem("line 1", f"unknown column(s) {', '.join(unknown)}; known: {', '.join(EXTENSION_COLUMNS)}")]
+        )
+    problems: list[FieldProblem] = []
+    entries: list[DirectoryEntry] = []
+    for row in reader:
+        line = reader.line_num
+        values = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        extension = values.get("extension", "")
+        if not extension:
+            problems.append(FieldProblem(f"line {line}: extension", "is required"))
+            continue
+        classes: frozenset[CallClass] | None = None
+        class_text = values.get("allowed_classes", "").replace("|", " ").split()
+        if class_text:
+            try:
+                classes = frozenset(CallClass(c.lower()) for c in class_text)
+            except ValueError:
+                known = ", ".join(c.value for c in CallClass)
+                problems.append(FieldProblem(f"line {line}: allowed_classes", f"use classes among {known}"))
+                continue
+        entries.append(
+            DirectoryEntry(
+                extension=extension,
+                line_id=values.get("line_id") or None,
+                customer_id=values.get("customer_id") or None,
+                contract_id=values.get("contract_id") or None,
+                cost_centre=values.get("cost_centre") or None,
+                department=values.get("department") or None,
+                allowed_classes=classes,
+            )
+        )
+    if problems:
+        raise DirectoryFileInvalid(problems)
+    return entries
+
+
+class DirectoryFileInvalid(InvalidInput):
+    """An extension file with bad rows; every problem names its line and column."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:5])
+        super(InvalidInput, self).__init__(
+            f"the extension file has {len(problems)} bad value(s): {summary}", problems=problems
+        )
