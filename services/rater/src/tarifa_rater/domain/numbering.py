@@ -16,6 +16,7 @@ which is the whole of this job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -69,8 +70,11 @@ class Classified:
     area_code: str | None = None
 
 
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
 def digits_of(dialled: str) -> str:
-    return "".join(ch for ch in dialled if ch.isdigit())
+    return dialled if dialled.isascii() and dialled.isdigit() else _NOT_DIGITS.sub("", dialled)
 
 
 def _national(plan: NumberingPlan, area: str, subscriber: str) -> Classified | None:

@@ -113,8 +113,17 @@ def charged_seconds(billable_seconds: int, rate: Rate) -> int:
     return rate.first_increment + steps * rate.next_increment
 
 
-def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate) -> Price:
-    """Price a call of `billable_seconds` talk time, started in `band`, at `rate`."""
+AmountMemo = dict[tuple[int, Band, int], tuple[Decimal, Decimal | None]]
+MEMO_LIMIT = 200_000
+
+
+def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate, memo: AmountMemo | None = None) -> Price:
+    """Price a call of `billable_seconds` talk time, started in `band`, at `rate`.
+
+    `memo` (kept by a tariff plan, keyed by the rate's identity) remembers the amounts of each
+    charged duration: the Decimal arithmetic is the costly part, and charged durations repeat
+    (30 s, 36 s, 42 s, ...). It is bounded: cleared when it reaches `MEMO_LIMIT` entries.
+    """
     per_minute = rate.per_minute(band)
     if not answered and not rate.charge_unanswered:
         return Price(
@@ -124,9 +133,18 @@ def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate) ->
     if seconds == 0:
         free = ZERO if rate.cost_per_minute is not None else None
         return Price(0, ZERO, free, ZERO, per_minute, band, 0, "under_threshold")
+    increments = (seconds - rate.first_increment) // rate.next_increment if seconds > rate.first_increment else 0
+    key = (id(rate), band, seconds)
+    if memo is not None and key in memo:
+        amount, cost = memo[key]
+        return Price(seconds, amount, cost, rate.connect_fee, per_minute, band, increments)
     amount = rate.connect_fee + per_minute * seconds / SIXTY
     if amount < rate.minimum_charge:
         amount = rate.minimum_charge
+    amount = exact(amount)
     cost = exact(rate.cost_per_minute * seconds / SIXTY) if rate.cost_per_minute is not None else None
-    increments = (seconds - rate.first_increment) // rate.next_increment if seconds > rate.first_increment else 0
-    return Price(seconds, exact(amount), cost, rate.connect_fee, per_minute, band, increments)
+    if memo is not None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = (amount, cost)
+    return Price(seconds, amount, cost, rate.connect_fee, per_minute, band, increments)

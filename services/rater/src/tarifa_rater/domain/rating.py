@@ -121,7 +121,7 @@ def rate_call(
         if not holidays
         else TimeBands(plan.bands.normal_weekdays, plan.bands.normal_from_hour, plan.bands.normal_until_hour, holidays)
     )
-    price = price_call(call.billable_seconds, call.answered, bands.band_at(call.local_start), found.rate)
+    price = price_call(call.billable_seconds, call.answered, bands.band_at(call.local_start), found.rate, plan.memo)
     return Rating(
         number.call_class,
         number.e164,

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from tarifa_common.errors import FieldProblem, InvalidInput
 from tarifa_rater.domain.destinations import PrefixTable
 from tarifa_rater.domain.numbering import CallClass, Classified
-from tarifa_rater.domain.pricing import Rate, TimeBands
+from tarifa_rater.domain.pricing import AmountMemo, Rate, TimeBands
 
 CSV_COLUMNS = (
     "destination",
@@ -54,7 +54,7 @@ class RateEntry:
 class TariffPlan:
     """One version of a plan, compiled for fast lookup."""
 
-    __slots__ = ("_classes", "_prefixes", "bands", "code", "currency", "entries", "valid_from")
+    __slots__ = ("_classes", "_prefixes", "bands", "code", "currency", "entries", "memo", "valid_from")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class TariffPlan:
         self._prefixes: PrefixTable[RateEntry] = PrefixTable(
             (prefix, entry) for entry in self.entries for prefix in entry.prefixes
         )
+        self.memo: AmountMemo = {}  # amounts by (rate identity, band, charged seconds); rates live as long as the plan
         self._classes = {entry.call_class: entry for entry in self.entries if entry.call_class and not entry.prefixes}
 
     def find(self, number: Classified) -> RateEntry | None:
@@ -91,12 +92,14 @@ class PlanBook:
     """A tenant's plans (every version) and their assignments, resolved per call."""
 
     versions: dict[str, list[TariffPlan]] = field(default_factory=dict)
+    starts: dict[str, list[datetime]] = field(default_factory=dict)
     assignments: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, id) -> plan code
 
     def add(self, plan: TariffPlan) -> None:
         versions = self.versions.setdefault(plan.code, [])
         versions.append(plan)
         versions.sort(key=lambda p: p.valid_from)
+        self.starts[plan.code] = [p.valid_from for p in versions]
 
     def assign(self, scope: str, scope_id: str, code: str) -> None:
         self.assignments[(scope, scope_id)] = code
@@ -112,9 +115,11 @@ class PlanBook:
         return None
 
     def version_at(self, code: str, started_at: datetime) -> TariffPlan | None:
-        versions = self.versions.get(code, [])
-        index = bisect.bisect_right([p.valid_from for p in versions], started_at)
-        return versions[index - 1] if index else None
+        starts = self.starts.get(code)
+        if not starts:
+            return None
+        index = bisect.bisect_right(starts, started_at)
+        return self.versions[code][index - 1] if index else None
 
 
 class TariffFileInvalid(InvalidInput):
