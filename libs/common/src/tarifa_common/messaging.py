@@ -77,6 +77,34 @@ def stage(session: AsyncSession, event: Event, topic: str, key: str | None) -> N
     )
 
 
+def outbox_rows(items: list[tuple[Event, str, str | None]]) -> list[dict[str, Any]]:
+    """Outbox rows for many events, in order, for one multi-row INSERT into `tarifa_outbox`.
+
+    `stage` adds ORM objects, which SQLite inserts one statement at a time (the ORM wants each
+    generated id back); a consumer of large batches inserts these rows with one executemany in
+    its own transaction instead. Same columns, same trace propagation as `stage`.
+    """
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    now = utcnow()
+    rows = []
+    for event, topic, key in items:
+        if carrier.get("traceparent") and not event.traceparent:
+            event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
+        record = encode(event, key)
+        rows.append(
+            {
+                "topic": topic,
+                "event_id": event.id,
+                "key": record.key,
+                "value": record.value,
+                "headers": json.dumps([[name, value.decode()] for name, value in record.headers]),
+                "created_at": now,
+            }
+        )
+    return rows
+
+
 def outbox_headers(entry: OutboxEntry) -> list[tuple[str, bytes]]:
     return [(name, value.encode()) for name, value in json.loads(entry.headers)]
 

@@ -31,7 +31,7 @@ class Rater:
     chunk_size: int = 500
 
     def store(self, uow: UnitOfWork) -> SqlRaterStore:
-        return SqlRaterStore(uow.session, self.cache)
+        return SqlRaterStore(uow.session, self.cache, uow.emitted)
 
     async def rerate(
         self, scope: handlers.RerateScope, on_progress: Callable[[handlers.RerateProgress], None] | None = None

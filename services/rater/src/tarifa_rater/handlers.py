@@ -149,9 +149,13 @@ class RaterStore(Protocol):
 
     async def context(self, tenant: str) -> RatingContext: ...
 
-    async def call_exists(self, tenant: str, record_id: str) -> bool: ...
+    async def add_call(self, call: CallState, events: list[Publication]) -> None:
+        """Keep a newly collected call and publish `events` with it; a record already kept is skipped.
 
-    async def insert_call(self, call: CallState) -> None: ...
+        (tenant, record_id) is unique: the same CDR re-sent under another event id is kept, and
+        published, once. An implementation may defer the writes to the end of the transaction.
+        """
+        ...
 
     async def update_call(self, call: CallState, cause: str) -> None: ...
 
@@ -311,13 +315,20 @@ def unrated_event(call: CallState) -> Event:
     )
 
 
+Publication = tuple[Event, str, str | None]  # event, topic, key
+
+
 def publish(uow: UnitOfWork, call: CallState, previous_amount: Decimal | None) -> None:
-    """Emit what a call's new state means: its rated version (and an out-of-class alert), or why it waits."""
+    for event, topic, key in publications(call, previous_amount):
+        uow.emit(event, topic, key)
+
+
+def publications(call: CallState, previous_amount: Decimal | None) -> list[Publication]:
+    """What a call's new state means: its rated version (and an out-of-class alert), or why it waits."""
     if call.status == UNRATED:
-        uow.emit(unrated_event(call), topics.CDR_UNRATED, key=call.source_id)
-        return
+        return [(unrated_event(call), topics.CDR_UNRATED.name, call.source_id)]
     event, key = rated_event(call, previous_amount)
-    uow.emit(event, topics.CDR_RATED, key=key)
+    found: list[Publication] = [(event, topics.CDR_RATED.name, key)]
     if call.out_of_class and call.version == 1:
         who = call.extension or call.line_id or "?"
         alert = alerts.AlertRaised(
@@ -331,20 +342,18 @@ def publish(uow: UnitOfWork, call: CallState, previous_amount: Decimal | None) -
                 "started_at": call.started_at.isoformat(),
             },
         )
-        uow.emit(alerts.raised(call.tenant, SERVICE, alert), topics.ALERT_EVENTS, key=alert.fingerprint)
+        found.append((alerts.raised(call.tenant, SERVICE, alert), topics.ALERT_EVENTS.name, alert.fingerprint))
+    return found
 
 
 async def rate_collected_cdr(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:
     """`tarifa.cdr.collected.v1`: rate the call once (a record seen before is a no-op), store it, publish it."""
     cdr = contracts.CollectedCdr.model_validate(event.data)
-    if await store.call_exists(cdr.tenant, cdr.record_id):
-        return
     context = await store.context(cdr.tenant)
     call = apply_outcome(new_call(cdr, json.dumps(event.data)), evaluate(cdr, context, numbering), utcnow())
     if call.status == RATED:
         call.version = 1
-    await store.insert_call(call)
-    publish(uow, call, None)
+    await store.add_call(call, publications(call, None))
 
 
 async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:

@@ -29,9 +29,10 @@ async def setup_tenant(rater: Rater, tenant: str, price_list: str, entry: Direct
 
 
 async def rate(rater: Rater, event: Event) -> list[Event]:
+    """Rate one collected call in its own transaction; return what it emitted once committed."""
     async with rater.runtime.units() as uow:
         await handlers.rate_collected_cdr(event, uow, rater.store(uow), rater.numbering)
-        return list(uow.emitted)
+    return list(uow.emitted)
 
 
 async def calls(rater: Rater, tenant: str) -> list[CallRow]:

@@ -16,11 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.events import utcnow
+from tarifa_common.events import Event, utcnow
+from tarifa_common.messaging import OutboxEntry, outbox_rows
 from tarifa_rater.adapters.tables import (
     AliasRow,
     CallRow,
@@ -37,7 +40,7 @@ from tarifa_rater.domain.numbering import CallClass, NumberingPlan
 from tarifa_rater.domain.pricing import Rate, TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry
 from tarifa_rater.domain.tariffs import PlanBook, RateEntry, TariffPlan
-from tarifa_rater.handlers import RATED, UNRATED, CallState, RatingContext, RerateScope
+from tarifa_rater.handlers import RATED, UNRATED, CallState, Publication, RatingContext, RerateScope
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
 
@@ -61,6 +64,7 @@ async def _execute(session: AsyncSession, statement: Any) -> Any:
 async def touch(session: AsyncSession, tenant: str) -> None:
     """Mark the tenant's tariffs or directory as changed (caches reload on their next use)."""
     token = uuid.uuid4().hex
+    session.info.setdefault("rater_tokens", {})[tenant] = token
     statement = (
         _insert(session)(TenantStateRow)
         .values(tenant=tenant, token=token)
@@ -127,14 +131,17 @@ async def load_plans(session: AsyncSession, tenant: str) -> list[tuple[TariffPla
 class SqlRaterStore:
     """`RaterStore` on the unit of work's session."""
 
-    def __init__(self, session: AsyncSession, cache: ContextCache) -> None:
+    def __init__(self, session: AsyncSession, cache: ContextCache, emitted: list[Event] | None = None) -> None:
         self.session = session
         self.cache = cache
+        self.emitted = emitted if emitted is not None else []  # the unit of work's: wakes the outbox relay
 
     async def context(self, tenant: str) -> RatingContext:
-        token = (
-            await self.session.exec(select(TenantStateRow.token).where(TenantStateRow.tenant == tenant))
-        ).one_or_none() or ""
+        tokens: dict[str, str] = self.session.info.setdefault("rater_tokens", {})
+        token = tokens.get(tenant)
+        if token is None:  # read once per transaction: a batch rates against one state of the tenant
+            query = select(TenantStateRow.token).where(TenantStateRow.tenant == tenant)
+            token = tokens[tenant] = (await self.session.exec(query)).one_or_none() or ""
         cached = self.cache.entries.get(tenant)
         if cached is not None and cached[0] == token:
             return cached[1]
@@ -168,15 +175,10 @@ class SqlRaterStore:
         )
         return RatingContext(book, directory, aliases, numbering, holidays)
 
-    async def call_exists(self, tenant: str, record_id: str) -> bool:
-        query = select(CallRow.id).where(CallRow.tenant == tenant, CallRow.record_id == record_id)
-        return (await self.session.exec(query)).first() is not None
-
-    async def insert_call(self, call: CallState) -> None:
-        values = {name: getattr(call, name) for name in CALL_FIELDS if name != "id"}
-        await _execute(self.session, sa.insert(CallRow).values(values))
-        if call.status == RATED:
-            await self._add_rating(call, None, "rated")
+    async def add_call(self, call: CallState, events: list[Publication]) -> None:
+        """Buffer the call; the whole transaction's new calls are written in one statement before commit."""
+        pending = pending_calls(self.session, self.emitted)
+        pending.setdefault((call.tenant, call.record_id), (call, events))
 
     async def update_call(self, call: CallState, cause: str) -> None:
         values = {name: getattr(call, name) for name in CALL_FIELDS if name not in ("id", "cdr", "tenant", "record_id")}
@@ -193,20 +195,7 @@ class SqlRaterStore:
             await self._add_rating(call, previous, cause)
 
     async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
-        assert call.amount is not None and call.rated_at is not None
-        row = {
-            "tenant": call.tenant,
-            "record_id": call.record_id,
-            "version": call.version,
-            "amount": call.amount,
-            "previous_amount": previous,
-            "cost_amount": call.cost_amount,
-            "plan": call.plan,
-            "rate": call.rate,
-            "cause": cause,
-            "rated_at": call.rated_at,
-        }
-        await _execute(self.session, sa.insert(RatingRow).values(row))
+        await _execute(self.session, sa.insert(RatingRow).values(rating_row(call, previous, cause)))
 
     async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]:
         query = (
@@ -235,6 +224,72 @@ class SqlRaterStore:
         await save_extension(self.session, tenant, entry)
         for number in numbers:
             await save_alias(self.session, tenant, number, entry.extension)
+
+
+PendingCalls = dict[tuple[str, str], tuple[CallState, list[Publication]]]
+
+
+def pending_calls(session: AsyncSession, emitted: list[Event]) -> PendingCalls:
+    """The new calls of this transaction, written by `_write_pending` just before it commits."""
+    pending: PendingCalls | None = session.info.get("rater_pending")
+    if pending is None:
+        pending = session.info["rater_pending"] = {}
+        session.info["rater_emitted"] = emitted
+        event.listen(session.sync_session, "before_commit", _write_pending)
+    return pending
+
+
+def _write_pending(session: Session) -> None:
+    """Insert the transaction's new calls at once; only those not already kept get ratings and events.
+
+    One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING instead of a query and an insert per
+    call: the unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
+    """
+    pending: PendingCalls = session.info.pop("rater_pending", {})
+    if not pending:
+        return
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{name: getattr(call, name) for name in CALL_FIELDS if name != "id"} for call, _ in pending.values()]
+    connection = session.connection()
+    inserted: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), 1000):
+        statement = (
+            insert(CallRow)
+            .on_conflict_do_nothing(index_elements=["tenant", "record_id"])
+            .returning(col(CallRow.tenant), col(CallRow.record_id))
+        )
+        result = connection.execute(statement, rows[start : start + 1000])
+        inserted.update((tenant, record_id) for tenant, record_id in result.all())
+    ratings = []
+    events: list[Publication] = []
+    for key, (call, publications) in pending.items():
+        if key not in inserted:
+            continue
+        if call.status == RATED:
+            ratings.append(rating_row(call, None, "rated"))
+        events += publications
+    if ratings:
+        connection.execute(sa.insert(RatingRow), ratings)
+    if events:
+        connection.execute(sa.insert(OutboxEntry), outbox_rows(events))
+        session.info["rater_emitted"].extend(e for e, _, _ in events)
+
+
+def rating_row(call: CallState, previous: Decimal | None, cause: str) -> dict[str, Any]:
+    assert call.amount is not None and call.rated_at is not None
+    return {
+        "tenant": call.tenant,
+        "record_id": call.record_id,
+        "version": call.version,
+        "amount": call.amount,
+        "previous_amount": previous,
+        "cost_amount": call.cost_amount,
+        "plan": call.plan,
+        "rate": call.rate,
+        "cause": cause,
+        "rated_at": call.rated_at,
+    }
 
 
 def state_of(row: CallRow) -> CallState:
