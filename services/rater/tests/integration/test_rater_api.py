@@ -1,10 +1,12 @@
 """The rater's HTTP API on a real database: tariffs in and out as CSV, directory, rated calls, totals, re-rates."""
 
+import io
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
 import pytest_asyncio
+from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from tarifa_common import auth
 from tarifa_common.events import Event
@@ -124,6 +126,16 @@ async def test_unrated_calls_are_listed_then_rated_once_the_extension_exists_and
     )
     rows = exported.text.splitlines()
     assert len(rows) == 3 and rows[0].startswith("record_id,version,started_at")
+    workbook = await api.client.get(
+        "/v1/rated-calls.xlsx", params={"group_by": "cost_centre"}, headers=api.headers("viewer")
+    )
+    assert workbook.status_code == 200
+    sheets = load_workbook(io.BytesIO(workbook.content), read_only=True)
+    assert sheets.sheetnames == ["calls", "totals by cost_centre"]
+    assert len(list(sheets["calls"].iter_rows())) == 4
+    totals_sheet = [list(r) for r in sheets["totals by cost_centre"].iter_rows(values_only=True)]
+    assert totals_sheet[1][0] == "lobby" and totals_sheet[2][:3] == ["sales", "BRL", 2]
+    assert Decimal(str(totals_sheet[2][5])) == Decimal("0.36")
 
 
 async def test_a_rerate_through_the_api_versions_the_changed_calls_and_reports_the_difference(

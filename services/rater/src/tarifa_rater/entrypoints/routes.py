@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
@@ -317,6 +317,28 @@ async def export_rated_calls(where: Filter, rater: RaterDep) -> PlainTextRespons
         text = await reports.calls_csv(uow.session, where)
     return PlainTextResponse(
         text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="rated-calls.csv"'}
+    )
+
+
+@calls.get(
+    "/rated-calls.xlsx",
+    summary="Rated calls, filtered, and their totals, as an XLSX workbook",
+    response_class=Response,
+    responses={200: {"content": {reports.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def export_rated_calls_xlsx(
+    where: Filter,
+    rater: RaterDep,
+    group_by: Annotated[str, Query(description=f"totals sheet: one of {', '.join(reports.GROUPS)}")] = "cost_centre",
+) -> Response:
+    if group_by not in reports.GROUPS:
+        raise InvalidInput("group_by", f"must be one of {', '.join(reports.GROUPS)}")
+    async with rater.runtime.units() as uow:
+        content = await reports.calls_xlsx(uow.session, where, group_by)
+    return Response(
+        content,
+        media_type=reports.XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="rated-calls.xlsx"'},
     )
 
 
