@@ -163,7 +163,9 @@ class RaterStore(Protocol):
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]: ...
 
-    async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str]) -> None: ...
+    async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str], *, prune: bool) -> None:
+        """Keep the line's directory entry and make `numbers` its aliases; `prune` drops its other aliases."""
+        ...
 
 
 def local_start(cdr: contracts.CollectedCdr) -> datetime:
@@ -367,7 +369,8 @@ async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, nu
         cost_centre=line.cost_centre,
     )
     numbers = [n for n in [line.number, *line.dids] if n]
-    await store.save_line(change.tenant, entry, numbers)
+    # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
+    await store.save_line(change.tenant, entry, numbers, prune=change.kind is contracts.LineEventKind.DID_REMOVED)
     await retry_unrated(uow, store, change.tenant, numbering)
 
 

@@ -160,3 +160,23 @@ async def test_a_rerate_with_an_end_before_its_start_names_the_field(api: Api) -
     )
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "end"
+
+
+async def test_a_tenant_holiday_and_a_source_home_area_change_how_calls_are_priced(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    await load_tariff(api, price_list)
+    await api.client.put("/v1/extensions/2001", json={"cost_centre": "sales"}, headers=api.headers())
+    holiday = await api.client.put("/v1/holidays/2026-11-23", json={"name": "bench holiday"}, headers=api.headers())
+    assert holiday.status_code == 200
+    numbering = await api.client.put(
+        "/v1/numbering/pbx-rio", json={"country_code": "55", "home_area_code": "21"}, headers=api.headers()
+    )
+    assert numbering.status_code == 200
+    await api.rate(make_cdr(api.tenant, "r1", billable_seconds=60))  # Monday noon, but a holiday: reduced
+    await api.rate(make_cdr(api.tenant, "r2", source_id="pbx-rio", dialled="987654321"))  # a Rio mobile: VC1 from Rio
+    calls = {c["record_id"]: c for c in (await api.client.get("/v1/rated-calls", headers=api.headers("viewer"))).json()}
+    assert (calls["r1"]["band"], calls["r1"]["amount"]) == ("reduced", "0.11")  # 0.05 + 0.06
+    assert (calls["r2"]["call_class"], calls["r2"]["called_e164"]) == ("vc1", "5521987654321")
+    bad = await api.client.put("/v1/numbering/*", json={"home_area_code": "2"}, headers=api.headers())
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "home_area_code"

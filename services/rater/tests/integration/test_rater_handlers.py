@@ -148,3 +148,31 @@ async def test_a_rerate_after_a_tariff_change_publishes_a_new_version_and_the_di
         ).one()
     assert sorted(versions) == [(1, Decimal("0.182")), (2, Decimal("0.16"))]
     assert total == 3
+
+
+def line_event(tenant: str, kind: contracts.LineEventKind, dids: list[str]) -> Event:
+    line = contracts.LineSnapshot(line_id="sip-9", contract_id="ct-9", number=None, dids=dids, due_day=10)
+    change = contracts.LineChanged(tenant=tenant, kind=kind, line=line)
+    return Event(
+        type=contracts.line_event_type(kind),
+        source="tarifa/voip-summit",
+        tenant=tenant,
+        data=change.model_dump(mode="json"),
+    )
+
+
+async def test_a_removed_did_no_longer_attributes_calls_to_the_line(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("isp")
+    await setup_tenant(offline_rater, tenant, price_list, entry=None)
+    for event in (
+        line_event(tenant, contracts.LineEventKind.DID_ADDED, ["1133330001", "1133330002"]),
+        line_event(tenant, contracts.LineEventKind.DID_REMOVED, ["1133330002"]),
+    ):
+        async with offline_rater.runtime.units() as uow:
+            await handlers.apply_line_change(event, uow, offline_rater.store(uow), offline_rater.numbering)
+    [kept] = await rate(offline_rater, make_cdr(tenant, "r1", extension=None, caller="1133330002"))
+    [dropped] = await rate(offline_rater, make_cdr(tenant, "r2", extension=None, caller="1133330001"))
+    assert contracts.RatedCall.model_validate(kept.data).line_id == "sip-9"
+    assert contracts.UnratedCall.model_validate(dropped.data).reason == "unknown_extension"

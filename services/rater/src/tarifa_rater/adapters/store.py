@@ -220,10 +220,20 @@ class SqlRaterStore:
         query = query.order_by(col(CallRow.id)).limit(limit)
         return [state_of(row) for row in (await self.session.exec(query)).all()]
 
-    async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str]) -> None:
+    async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str], *, prune: bool) -> None:
         await save_extension(self.session, tenant, entry)
         for number in numbers:
             await save_alias(self.session, tenant, number, entry.extension)
+        if prune:
+            keep = ["".join(ch for ch in number if ch.isdigit()) for number in numbers]
+            await self.session.exec(
+                delete(AliasRow).where(
+                    col(AliasRow.tenant) == tenant,
+                    col(AliasRow.extension) == entry.extension,
+                    col(AliasRow.number).not_in(keep),
+                )
+            )
+            await touch(self.session, tenant)
 
 
 PendingCalls = dict[tuple[str, str], tuple[CallState, list[Publication]]]
