@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tarifa_common import alerts, contracts, topics
 from tarifa_common.events import Event, deterministic_id, utcnow
 from tarifa_common.unit_of_work import UnitOfWork
+from tarifa_rater.domain.allowances import Usage, consume, cycle_of
+from tarifa_rater.domain.money import exact
 from tarifa_rater.domain.numbering import NumberingPlan
 from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
 from tarifa_rater.domain.tariffs import PlanBook
@@ -26,6 +28,17 @@ SERVICE = "rater"
 SOURCE = "tarifa/rater"
 RATED = "rated"
 UNRATED = "unrated"
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A line's included minutes per cycle, its due day and credit limit."""
+
+    line_id: str
+    included_seconds: int
+    due_day: int
+    credit_limit: Decimal | None = None
+    contract_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -37,6 +50,7 @@ class RatingContext:
     aliases: dict[str, str] = field(default_factory=dict)
     numbering: dict[str, NumberingPlan] = field(default_factory=dict)  # source id or "*" -> plan
     holidays: frozenset[date] = frozenset()
+    allowances: dict[str, Allowance] = field(default_factory=dict)  # line id -> allowance
 
     def numbering_for(self, source_id: str, default: NumberingPlan) -> NumberingPlan:
         return self.numbering.get(source_id) or self.numbering.get("*") or default
@@ -162,6 +176,16 @@ class RaterStore(Protocol):
     async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]: ...
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]: ...
+
+    async def call_known(self, tenant: str, record_id: str) -> bool:
+        """Whether the call is already kept (or pending in this transaction)."""
+        ...
+
+    async def usage(self, tenant: str, line_id: str, cycle: tuple[date, date], included_seconds: int) -> Usage:
+        """The line's usage of a cycle, for this transaction to change (written back on commit)."""
+        ...
+
+    async def save_allowance(self, tenant: str, allowance: Allowance) -> None: ...
 
     async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str], *, prune: bool) -> None:
         """Keep the line's directory entry and make `numbers` its aliases; `prune` drops its other aliases."""
@@ -353,9 +377,83 @@ async def rate_collected_cdr(event: Event, uow: UnitOfWork, store: RaterStore, n
     cdr = contracts.CollectedCdr.model_validate(event.data)
     context = await store.context(cdr.tenant)
     call = apply_outcome(new_call(cdr, json.dumps(event.data)), evaluate(cdr, context, numbering), utcnow())
+    extra: list[Publication] = []
     if call.status == RATED:
         call.version = 1
-    await store.add_call(call, publications(call, None))
+        allowance = context.allowances.get(call.line_id or "")
+        if allowance is not None:
+            if await store.call_known(cdr.tenant, cdr.record_id):
+                return  # counted once: a re-sent record must not use the allowance twice
+            extra = await use_allowance(store, call, allowance, local_start(cdr).date())
+    await store.add_call(call, publications(call, None) + extra)
+
+
+async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance, day: date) -> list[Publication]:
+    """Let the line's allowance cover the call (changing its amount); return the usage events it causes."""
+    assert call.amount is not None
+    cycle = cycle_of(day, allowance.due_day)
+    usage = await store.usage(call.tenant, allowance.line_id, cycle, allowance.included_seconds)
+    before = call.amount
+    used = consume(usage, call.charged_seconds, call.amount, allowance.credit_limit)
+    if used.covered_seconds:
+        call.amount = used.amount
+        breakdown = json.loads(call.breakdown or "{}")
+        breakdown.update(allowance_seconds=str(used.covered_seconds), price_before_allowance=str(before))
+        call.breakdown = json.dumps(breakdown, sort_keys=True)
+    events: list[Publication] = []
+    for level in used.thresholds:
+        reached = contracts.UsageThresholdReached(
+            tenant=call.tenant,
+            line_id=allowance.line_id,
+            contract_id=allowance.contract_id or call.contract_id,
+            cycle_start=cycle[0],
+            cycle_end=cycle[1],
+            included_seconds=usage.included_seconds,
+            used_seconds=usage.used_seconds,
+            threshold_percent=level,
+        )
+        event = Event(
+            type=contracts.LINE_USAGE_THRESHOLD,
+            source=SOURCE,
+            tenant=call.tenant,
+            subject=allowance.line_id,
+            id=deterministic_id(call.tenant, "usage", allowance.line_id, cycle[0].isoformat(), str(level)),
+            data=reached.model_dump(mode="json"),
+        )
+        events.append((event, topics.LINE_USAGE.name, allowance.line_id))
+    if used.credit_exceeded and allowance.credit_limit is not None:
+        exceeded = contracts.CreditLimitExceeded(
+            tenant=call.tenant,
+            line_id=allowance.line_id,
+            contract_id=allowance.contract_id or call.contract_id,
+            credit_limit=allowance.credit_limit,
+            spent=usage.spent,
+            currency=call.currency,
+            cycle_start=cycle[0],
+        )
+        event = Event(
+            type=contracts.LINE_CREDIT_EXCEEDED,
+            source=SOURCE,
+            tenant=call.tenant,
+            subject=allowance.line_id,
+            id=deterministic_id(call.tenant, "credit", allowance.line_id, cycle[0].isoformat()),
+            data=exceeded.model_dump(mode="json"),
+        )
+        events.append((event, topics.LINE_USAGE.name, allowance.line_id))
+    return events
+
+
+def keep_allowance(previous: CallState, updated: CallState) -> None:
+    """A re-rate keeps the seconds the allowance covered the first time; only the price of the rest changes."""
+    covered_text = json.loads(previous.breakdown or "{}").get("allowance_seconds")
+    if not covered_text or updated.status != RATED or updated.amount is None or not updated.charged_seconds:
+        return
+    covered = min(int(covered_text), updated.charged_seconds)
+    before = updated.amount
+    updated.amount = exact(before * (updated.charged_seconds - covered) / updated.charged_seconds)
+    breakdown = json.loads(updated.breakdown or "{}")
+    breakdown.update(allowance_seconds=str(covered), price_before_allowance=str(before))
+    updated.breakdown = json.dumps(breakdown, sort_keys=True)
 
 
 async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:
@@ -367,6 +465,10 @@ async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, nu
         line_id=line.line_id,
         contract_id=line.contract_id,
         cost_centre=line.cost_centre,
+    )
+    await store.save_allowance(
+        change.tenant,
+        Allowance(line.line_id, -1, line.due_day, line.credit_limit, line.contract_id),  # -1: keep included seconds
     )
     numbers = [n for n in [line.number, *line.dids] if n]
     # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
@@ -391,8 +493,14 @@ async def retry_unrated(
             updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
             if updated.status == RATED:
                 updated.version = 1
+                extra: list[Publication] = []
+                allowance = context.allowances.get(updated.line_id or "")
+                if allowance is not None:
+                    extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
                 await store.update_call(updated, "retried")
                 publish(uow, updated, None)
+                for event, topic, key in extra:
+                    uow.emit(event, topic, key)
                 rated += 1
         if len(batch) < limit:
             return rated
@@ -411,6 +519,7 @@ async def rerate_chunk(
         progress.examined += 1
         cdr = contracts.CollectedCdr.model_validate_json(call.cdr)
         updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
+        keep_allowance(call, updated)
         if updated.rating_signature() == call.rating_signature():
             if updated.status == UNRATED:
                 progress.still_unrated += 1
@@ -421,8 +530,14 @@ async def rerate_chunk(
             continue
         previous = call.amount if call.status == RATED else None
         updated.version = call.version + 1
+        extra: list[Publication] = []
+        allowance = context.allowances.get(updated.line_id or "")
+        if previous is None and allowance is not None:  # rated for the first time: it uses the allowance
+            extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
         await store.update_call(updated, "rerate" if previous is not None else "retried")
         publish(uow, updated, previous)
+        for event, topic, key in extra:
+            uow.emit(event, topic, key)
         progress.changed += 1
         if previous is None:
             progress.newly_rated += 1

@@ -180,3 +180,32 @@ async def test_a_tenant_holiday_and_a_source_home_area_change_how_calls_are_pric
     assert (calls["r2"]["call_class"], calls["r2"]["called_e164"]) == ("vc1", "5521987654321")
     bad = await api.client.put("/v1/numbering/*", json={"home_area_code": "2"}, headers=api.headers())
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "home_area_code"
+
+
+async def test_a_line_allowance_is_set_and_its_usage_reported_for_the_cycle(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    await load_tariff(api, price_list)
+    await api.client.put("/v1/extensions/2001", json={"line_id": "line-1"}, headers=api.headers())
+    answer = await api.client.put(
+        "/v1/allowances/line-1",
+        json={"included_minutes": 1, "due_day": 25, "credit_limit": "10"},
+        headers=api.headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    await api.rate(make_cdr(api.tenant, "r1", billable_seconds=61))  # 66 s charged: 60 covered, 6 s overage
+    usage = await api.client.get(
+        "/v1/allowances/line-1/usage", params={"day": "2026-11-23"}, headers=api.headers("viewer")
+    )
+    assert usage.json() == {
+        "line_id": "line-1",
+        "cycle_start": "2026-10-25",
+        "cycle_end": "2026-11-24",
+        "included_seconds": 60,
+        "used_seconds": 66,
+        "spent": "0.016545454545",  # 0.182 * 6/66, carried to 12 decimals
+        "thresholds_announced": [80, 100],
+        "credit_exceeded": False,
+    }
+    missing = await api.client.get("/v1/allowances/line-9/usage", headers=api.headers("viewer"))
+    assert missing.status_code == 404

@@ -10,7 +10,7 @@ from tarifa_common.events import Event
 from tarifa_common.testing import unique
 from tarifa_rater import handlers
 from tarifa_rater.adapters import store as sql
-from tarifa_rater.adapters.tables import CallRow, RatingRow
+from tarifa_rater.adapters.tables import AllowanceRow, CallRow, RatingRow
 from tarifa_rater.bootstrap import Rater
 from tarifa_rater.domain.numbering import CallClass
 from tarifa_rater.domain.rating import DirectoryEntry
@@ -176,3 +176,56 @@ async def test_a_removed_did_no_longer_attributes_calls_to_the_line(
     [dropped] = await rate(offline_rater, make_cdr(tenant, "r2", extension=None, caller="1133330001"))
     assert contracts.RatedCall.model_validate(kept.data).line_id == "sip-9"
     assert contracts.UnratedCall.model_validate(dropped.data).reason == "unknown_extension"
+    async with offline_rater.runtime.units() as uow:  # the line's due day came with it, for its allowance cycle
+        allowance = await uow.session.get(AllowanceRow, (tenant, "sip-9"))
+    assert allowance is not None and (allowance.due_day, allowance.included_seconds) == (10, 0)
+
+
+async def test_an_allowance_covers_included_seconds_announces_thresholds_and_the_credit_limit_once(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("isp")
+    await setup_tenant(offline_rater, tenant, price_list)
+    async with offline_rater.runtime.units() as uow:
+        allowance = handlers.Allowance("line-1", 60, due_day=10, credit_limit=Decimal("0.15"), contract_id="ct-1")
+        await sql.save_allowance(uow.session, tenant, allowance)
+
+    def by_type(events: list[Event]) -> dict[str, list[Event]]:
+        found: dict[str, list[Event]] = {}
+        for event in events:
+            found.setdefault(event.type, []).append(event)
+        return found
+
+    first = by_type(await rate(offline_rater, make_cdr(tenant, "r1", billable_seconds=31)))
+    second = by_type(await rate(offline_rater, make_cdr(tenant, "r2", billable_seconds=31)))
+    third = by_type(await rate(offline_rater, make_cdr(tenant, "r3", billable_seconds=61)))
+    resent = await rate(offline_rater, make_cdr(tenant, "r3", billable_seconds=61, event_id="resent"))
+
+    amounts = [
+        contracts.RatedCall.model_validate(e[contracts.CDR_RATED][0].data).amount for e in (first, second, third)
+    ]
+    assert amounts == [Decimal(0), Decimal("0.040666666667"), Decimal("0.182")]  # 36 s free; 12 of 36 s; none
+    assert set(first) == {contracts.CDR_RATED}
+    levels = [contracts.UsageThresholdReached.model_validate(e.data) for e in second[contracts.LINE_USAGE_THRESHOLD]]
+    assert [(u.threshold_percent, u.used_seconds, str(u.cycle_start), str(u.cycle_end)) for u in levels] == [
+        (80, 72, "2026-11-10", "2026-12-09"),
+        (100, 72, "2026-11-10", "2026-12-09"),
+    ]
+    [credit] = [contracts.CreditLimitExceeded.model_validate(e.data) for e in third[contracts.LINE_CREDIT_EXCEEDED]]
+    assert (credit.line_id, credit.contract_id, credit.spent) == ("line-1", "ct-1", Decimal("0.222666666667"))
+    assert resent == []
+
+    async with offline_rater.runtime.units() as uow:  # a cheaper local price: only the overage's share changes
+        await sql.save_plan_version(
+            uow.session, tenant, "standard", NOV, parse_rates_csv(price_list.replace("0.12,", "0.10,"))
+        )
+    scope = handlers.RerateScope(tenant, NOV, datetime(2026, 12, 1, tzinfo=UTC))
+    async with offline_rater.runtime.units() as uow:
+        progress = await handlers.rerate_chunk(uow, offline_rater.store(uow), scope, offline_rater.numbering, 0, 100)
+    assert (progress.examined, progress.changed) == (3, 2)  # r1 stays free
+    async with offline_rater.runtime.units() as uow:
+        rows = {
+            row.record_id: row.amount
+            for row in (await uow.session.exec(select(CallRow).where(CallRow.tenant == tenant))).all()
+        }
+    assert rows == {"r1": Decimal(0), "r2": Decimal("0.036666666667"), "r3": Decimal("0.16")}

@@ -26,9 +26,11 @@ from tarifa_common.events import Event, utcnow
 from tarifa_common.messaging import OutboxEntry, outbox_rows
 from tarifa_rater.adapters.tables import (
     AliasRow,
+    AllowanceRow,
     CallRow,
     ExtensionRow,
     HolidayRow,
+    LineUsageRow,
     NumberingRow,
     PlanAssignmentRow,
     RateRow,
@@ -36,11 +38,12 @@ from tarifa_rater.adapters.tables import (
     TariffPlanRow,
     TenantStateRow,
 )
+from tarifa_rater.domain.allowances import Usage
 from tarifa_rater.domain.numbering import CallClass, NumberingPlan
 from tarifa_rater.domain.pricing import Rate, TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry
 from tarifa_rater.domain.tariffs import PlanBook, RateEntry, TariffPlan
-from tarifa_rater.handlers import RATED, UNRATED, CallState, Publication, RatingContext, RerateScope
+from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, Publication, RatingContext, RerateScope
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
 
@@ -173,7 +176,41 @@ class SqlRaterStore:
         holidays = frozenset(
             row.day for row in (await session.exec(select(HolidayRow).where(HolidayRow.tenant == tenant))).all()
         )
-        return RatingContext(book, directory, aliases, numbering, holidays)
+        allowances = {
+            row.line_id: Allowance(row.line_id, row.included_seconds, row.due_day, row.credit_limit, row.contract_id)
+            for row in (await session.exec(select(AllowanceRow).where(AllowanceRow.tenant == tenant))).all()
+        }
+        return RatingContext(book, directory, aliases, numbering, holidays, allowances)
+
+    async def call_known(self, tenant: str, record_id: str) -> bool:
+        if (tenant, record_id) in self.session.info.get("rater_pending", {}):
+            return True
+        query = select(CallRow.id).where(CallRow.tenant == tenant, CallRow.record_id == record_id)
+        return (await self.session.exec(query)).first() is not None
+
+    async def usage(self, tenant: str, line_id: str, cycle: tuple[date, date], included_seconds: int) -> Usage:
+        usages: dict[tuple[str, str, date], tuple[Usage, date]] = self.session.info.setdefault("rater_usage", {})
+        key = (tenant, line_id, cycle[0])
+        if key in usages:
+            return usages[key][0]
+        row = await self.session.get(LineUsageRow, key)
+        if row is None:
+            usage = Usage(included_seconds=included_seconds)
+        else:
+            usage = Usage(
+                included_seconds=row.included_seconds,
+                used_seconds=row.used_seconds,
+                spent=row.spent,
+                announced={int(level) for level in row.announced.split(",") if level},
+                credit_announced=row.credit_announced,
+            )
+        usages[key] = (usage, cycle[1])
+        if "rater_pending" not in self.session.info:
+            pending_calls(self.session, self.emitted)  # registers the commit hook that writes usage back
+        return usage
+
+    async def save_allowance(self, tenant: str, allowance: Allowance) -> None:
+        await save_allowance(self.session, tenant, allowance)
 
     async def add_call(self, call: CallState, events: list[Publication]) -> None:
         """Buffer the call; the whole transaction's new calls are written in one statement before commit."""
@@ -256,6 +293,7 @@ def _write_pending(session: Session) -> None:
     call: the unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
     """
     pending: PendingCalls = session.info.pop("rater_pending", {})
+    _write_usage(session)
     if not pending:
         return
     dialect = session.get_bind().dialect.name
@@ -284,6 +322,53 @@ def _write_pending(session: Session) -> None:
     if events:
         connection.execute(sa.insert(OutboxEntry), outbox_rows(events))
         session.info["rater_emitted"].extend(e for e, _, _ in events)
+
+
+def _write_usage(session: Session) -> None:
+    """Write back the usage rows this transaction changed (one upsert each)."""
+    usages: dict[tuple[str, str, date], tuple[Usage, date]] = session.info.pop("rater_usage", {})
+    if not usages:
+        return
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    connection = session.connection()
+    for (tenant, line_id, start), (usage, end) in usages.items():
+        values = {
+            "cycle_end": end,
+            "included_seconds": usage.included_seconds,
+            "used_seconds": usage.used_seconds,
+            "spent": usage.spent,
+            "announced": ",".join(str(level) for level in sorted(usage.announced)),
+            "credit_announced": usage.credit_announced,
+        }
+        statement = (
+            insert(LineUsageRow)
+            .values(tenant=tenant, line_id=line_id, cycle_start=start, **values)
+            .on_conflict_do_update(index_elements=["tenant", "line_id", "cycle_start"], set_=values)
+        )
+        connection.execute(statement)
+
+
+async def save_allowance(session: AsyncSession, tenant: str, allowance: Allowance) -> None:
+    """Create or update a line's allowance; `included_seconds` < 0 keeps the stored value (line events)."""
+    existing = await session.get(AllowanceRow, (tenant, allowance.line_id))
+    if existing is None:
+        existing = AllowanceRow(
+            tenant=tenant,
+            line_id=allowance.line_id,
+            included_seconds=max(allowance.included_seconds, 0),
+            due_day=allowance.due_day,
+            updated_at=utcnow(),
+        )
+    elif allowance.included_seconds >= 0:
+        existing.included_seconds = allowance.included_seconds
+    existing.due_day = allowance.due_day
+    existing.credit_limit = allowance.credit_limit
+    existing.contract_id = allowance.contract_id or existing.contract_id
+    existing.updated_at = utcnow()
+    session.add(existing)
+    await session.flush()
+    await touch(session, tenant)
 
 
 def rating_row(call: CallState, previous: Decimal | None, cause: str) -> dict[str, Any]:

@@ -223,3 +223,29 @@ class RatingRow(SQLModel, table=True):
     rate: str | None = Field(default=None, max_length=200)
     cause: str = Field(max_length=40, description="rated, retried or rerate")
     rated_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class AllowanceRow(SQLModel, table=True):
+    __tablename__ = "rater_allowance"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    line_id: str = Field(primary_key=True, max_length=100)
+    included_seconds: int
+    due_day: int
+    credit_limit: Decimal | None = Field(default=None, sa_type=Money)
+    contract_id: str | None = Field(default=None, max_length=100)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class LineUsageRow(SQLModel, table=True):
+    __tablename__ = "rater_line_usage"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    line_id: str = Field(primary_key=True, max_length=100)
+    cycle_start: date = Field(primary_key=True)
+    cycle_end: date
+    included_seconds: int
+    used_seconds: int
+    spent: Decimal = Field(sa_type=Money)
+    announced: str = Field(max_length=40, description="thresholds announced, comma list")
+    credit_announced: bool

@@ -13,6 +13,7 @@ TAGS = [
     {"name": "tariffs", "description": "Plan versions (CSV), activation dates, export"},
     {"name": "rating settings", "description": "Plan assignments, holidays, numbering contexts"},
     {"name": "extension directory", "description": "Extensions, classes of service, DID aliases"},
+    {"name": "allowances", "description": "Minutes included per line per cycle, usage, credit limits"},
     {"name": "calls", "description": "Rated and unrated calls, totals, CSV, re-rates"},
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,14 +15,15 @@ from tarifa_common.errors import InvalidInput, NotFound
 from tarifa_common.http import require
 from tarifa_rater.adapters import reports
 from tarifa_rater.adapters import store as sql
-from tarifa_rater.adapters.tables import CallRow, ExtensionRow, TariffPlanRow
+from tarifa_rater.adapters.tables import AllowanceRow, CallRow, ExtensionRow, LineUsageRow, TariffPlanRow
 from tarifa_rater.bootstrap import Rater
+from tarifa_rater.domain.allowances import cycle_of
 from tarifa_rater.domain.numbering import NumberingPlan
 from tarifa_rater.domain.pricing import TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry, parse_extensions_csv
 from tarifa_rater.domain.tariffs import parse_rates_csv, rates_csv
 from tarifa_rater.entrypoints import schemas
-from tarifa_rater.handlers import RerateScope
+from tarifa_rater.handlers import Allowance, RerateScope
 
 Writer = Annotated[auth.Principal, require(auth.OPERATOR)]
 Reader = Annotated[auth.Principal, require(auth.VIEWER, auth.OPERATOR, auth.SERVICE)]
@@ -243,6 +245,41 @@ async def put_alias(number: str, body: schemas.AliasIn, rater: RaterDep, princip
     return {"number": "".join(ch for ch in number if ch.isdigit()), "extension": body.extension}
 
 
+allowances = APIRouter(prefix="/allowances", tags=["allowances"])
+
+
+@allowances.put("/{line_id}", summary="Minutes included per cycle, due day and credit limit of a line")
+async def put_allowance(
+    line_id: str, body: schemas.AllowanceIn, rater: RaterDep, principal: Writer
+) -> schemas.AllowanceIn:
+    allowance = Allowance(line_id, body.included_minutes * 60, body.due_day, body.credit_limit, body.contract_id)
+    async with rater.runtime.units() as uow:
+        await sql.save_allowance(uow.session, principal.tenant, allowance)
+    return body
+
+
+@allowances.get(
+    "/{line_id}/usage", summary="A line's use of its allowance in the cycle containing `day` (default today)"
+)
+async def get_usage(line_id: str, rater: RaterDep, principal: Reader, day: date | None = None) -> schemas.UsageOut:
+    async with rater.runtime.units() as uow:
+        allowance = await uow.session.get(AllowanceRow, (principal.tenant, line_id))
+        if allowance is None:
+            raise NotFound(f"line {line_id} has no allowance; set one with PUT /v1/allowances/{line_id}")
+        start, end = cycle_of(day or datetime.now(UTC).date(), allowance.due_day)
+        usage = await uow.session.get(LineUsageRow, (principal.tenant, line_id, start))
+    return schemas.UsageOut(
+        line_id=line_id,
+        cycle_start=start,
+        cycle_end=end,
+        included_seconds=usage.included_seconds if usage else allowance.included_seconds,
+        used_seconds=usage.used_seconds if usage else 0,
+        spent=usage.spent if usage else Decimal(0),
+        thresholds_announced=[int(x) for x in usage.announced.split(",") if x] if usage else [],
+        credit_exceeded=usage.credit_announced if usage else False,
+    )
+
+
 calls = APIRouter(tags=["calls"])
 
 
@@ -370,4 +407,4 @@ async def rerate(body: schemas.RerateIn, rater: RaterDep, principal: Writer) -> 
     )
 
 
-ROUTERS = (tariffs, settings_router, directory, calls)
+ROUTERS = (tariffs, settings_router, directory, allowances, calls)

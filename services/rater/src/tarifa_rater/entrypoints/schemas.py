@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -151,3 +151,21 @@ class RerateOut(BaseModel):
     newly_rated: int = Field(examples=[5], description="waiting calls rated for the first time")
     still_unrated: int = Field(examples=[2])
     difference: Decimal = Field(examples=["-4.52"], description="sum of new minus previous amounts, unrounded")
+
+
+class AllowanceIn(BaseModel):
+    included_minutes: int = Field(ge=0, examples=[100], description="minutes included per cycle")
+    due_day: int = Field(ge=1, le=25, examples=[10], description="the cycle turns on this day")
+    credit_limit: Decimal | None = Field(default=None, ge=0, examples=["150.00"])
+    contract_id: str | None = Field(default=None, max_length=100, examples=["ct-1"])
+
+
+class UsageOut(BaseModel):
+    line_id: str
+    cycle_start: date
+    cycle_end: date
+    included_seconds: int
+    used_seconds: int = Field(examples=[4860])
+    spent: Decimal = Field(examples=["3.25"], description="after the allowance, unrounded")
+    thresholds_announced: list[int] = Field(examples=[[80]])
+    credit_exceeded: bool
