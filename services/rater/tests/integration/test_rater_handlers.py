@@ -229,3 +229,30 @@ async def test_an_allowance_covers_included_seconds_announces_thresholds_and_the
             for row in (await uow.session.exec(select(CallRow).where(CallRow.tenant == tenant))).all()
         }
     assert rows == {"r1": Decimal(0), "r2": Decimal("0.036666666667"), "r3": Decimal("0.16")}
+
+
+async def test_a_rerate_limited_to_a_line_or_a_source_touches_only_its_calls(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("acme")
+    await setup_tenant(offline_rater, tenant, price_list)
+    async with offline_rater.runtime.units() as uow:
+        await sql.save_extension(uow.session, tenant, DirectoryEntry("2002", line_id="line-2"))
+    await rate(offline_rater, make_cdr(tenant, "a", extension="2001"))
+    await rate(offline_rater, make_cdr(tenant, "b", extension="2002"))
+    await rate(offline_rater, make_cdr(tenant, "c", extension="2002", source_id="pbx-branch"))
+    async with offline_rater.runtime.units() as uow:
+        await sql.save_plan_version(
+            uow.session, tenant, "standard", NOV, parse_rates_csv(price_list.replace("0.12,", "0.10,"))
+        )
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+
+    async def rerate(scope: handlers.RerateScope) -> list[str]:
+        async with offline_rater.runtime.units() as uow:
+            await handlers.rerate_chunk(uow, offline_rater.store(uow), scope, offline_rater.numbering, 0, 100)
+        return sorted(contracts.RatedCall.model_validate(e.data).record_id for e in uow.emitted)
+
+    assert await rerate(handlers.RerateScope(tenant, NOV, december, source_id="pbx-hq", line="line-2")) == ["b"]
+    assert await rerate(handlers.RerateScope(tenant, NOV, december, source_id="pbx-branch")) == ["c"]
+    assert await rerate(handlers.RerateScope(tenant, NOV, december, line="2001")) == ["a"]
+    assert await rerate(handlers.RerateScope(tenant, NOV, december)) == []
