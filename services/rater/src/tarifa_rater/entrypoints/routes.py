@@ -170,6 +170,7 @@ async def put_numbering(
     plan = NumberingPlan(country_code=body.country_code, home_area_code=body.home_area_code)
     async with rater.runtime.units() as uow:
         await sql.save_numbering(uow.session, principal.tenant, source_id, plan)
+        await rater.retry_unrated(uow, principal.tenant)  # numbers that were unreadable may read now
     return body
 
 
