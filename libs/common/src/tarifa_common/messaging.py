@@ -111,6 +111,11 @@ async def stage_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> N
         await connection.execute(sa.insert(OutboxEntry), list(rows[start : start + _CHUNK]))
 
 
+def outbox_rows(items: Sequence[tuple[Event, str, str | None]]) -> list[dict[str, Any]]:
+    """Outbox rows for many events, in order, for one multi-row INSERT into `tarifa_outbox`."""
+    return [outbox_row(event, topic, key) for event, topic, key in items]
+
+
 def outbox_headers(entry: OutboxEntry) -> list[tuple[str, bytes]]:
     return [(name, value.encode()) for name, value in json.loads(entry.headers)]
 

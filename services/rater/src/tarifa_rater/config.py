@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from tarifa_common.config import ServiceSettings
@@ -12,3 +13,11 @@ class RaterSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8102
 
     model_config = SettingsConfigDict(env_prefix="TARIFA_RATER_", extra="ignore", validate_default=True)
+
+    country_code: str = Field(
+        default="55", pattern=r"^[0-9]{1,3}$", description="the numbering plan of tenants that set none"
+    )
+    home_area_code: str = Field(
+        default="11", pattern=r"^[0-9]{1,5}$", description="the home area (DDD) of tenants that set none"
+    )
+    rerate_chunk_size: int = Field(default=500, ge=1, le=50_000, description="calls per re-rate transaction")

@@ -1,0 +1,1 @@
+"""The rater's adapters: SQLModel tables and the SQL store behind the handlers' ports."""

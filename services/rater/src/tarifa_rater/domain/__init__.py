@@ -1,0 +1,1 @@
+"""The rater's rules in plain Python: prices, numbers and call classes, tariffs, the directory, re-rating."""

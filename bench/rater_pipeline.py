@@ -1,0 +1,161 @@
+"""Benchmark: cdr.raw -> rated, stored and published on cdr.rated, through the real rater service runtime.
+
+Run: .venv/bin/python bench/rater_pipeline.py [--calls 20000] [--postgres]
+Starts the embedded broker on a free port and the rater (consumer, outbox relay) on a fresh
+SQLite file, or on a fresh PostgreSQL database at 127.0.0.1:5432 with --postgres; publishes
+`--calls` collected CDRs to cdr.raw, and measures until every call is stored and the outbox is
+empty (every cdr.rated event acknowledged by the broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import func, select
+
+from tarifa_common import contracts
+from tarifa_common.broker import EmbeddedBroker, free_port
+from tarifa_common.events import Event, deterministic_id, encode
+from tarifa_common.kafka import Publisher
+from tarifa_common.messaging import OutboxEntry
+from tarifa_rater.adapters import store as sql
+from tarifa_rater.adapters.tables import CallRow
+from tarifa_rater.bootstrap import build
+from tarifa_rater.config import RaterSettings
+from tarifa_rater.domain.rating import DirectoryEntry
+from tarifa_rater.domain.tariffs import parse_rates_csv
+
+PRICE_LIST = """destination,call_class,price_per_minute,reduced_price_per_minute,connect_fee
+Local,local,0.12,0.06,0.05
+Mobile VC1,vc1,0.60,0.40,0.05
+Long distance,long_distance,0.30,,0.05
+"""
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def cdr_event(tenant: str, index: int) -> Event:
+    started = datetime(2026, 11, 23, 15, 0, tzinfo=UTC) + timedelta(seconds=index)
+    cdr = contracts.CollectedCdr(
+        tenant=tenant,
+        source_id="pbx-hq",
+        source_kind="avaya_smdr",
+        record_id=f"r{index}",
+        call_id=f"c{index}",
+        started_at=started,
+        local_start=(started - timedelta(hours=3)).replace(tzinfo=None).isoformat(),
+        time_zone="America/Sao_Paulo",
+        duration_seconds=30 + index % 600,
+        billable_seconds=index % 600,
+        direction=contracts.Direction.OUTBOUND,
+        disposition=contracts.Disposition.ANSWERED,
+        caller=str(2000 + index % 50),
+        dialled=("33334444", "987654321", "0 21 21 33334444")[index % 3],
+        extension=str(2000 + index % 50),
+        raw="bench",
+    )
+    return Event(
+        type=contracts.CDR_COLLECTED,
+        source="tarifa/collector",
+        tenant=tenant,
+        id=deterministic_id(tenant, "pbx-hq", f"r{index}"),
+        data=cdr.model_dump(mode="json"),
+    )
+
+
+async def postgres_database() -> tuple[str, str]:
+    import asyncpg
+
+    name = f"tarifa_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", name
+
+
+async def drop_postgres(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def run(calls: int, postgres: bool, batch: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="rater-bench-"))
+    broker = EmbeddedBroker(free_port(), log_file=work / "broker.log")
+    await broker.start()
+    pg_name = None
+    if postgres:
+        url, pg_name = await postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{work / 'rater.db'}"
+    settings = RaterSettings(
+        database_url=url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        jwt_secret="b" * 48,
+        consumer_batch_size=batch,
+        consumer_session_timeout_ms=3000,
+        consumer_rebalance_timeout_ms=3000,
+        outbox_poll_seconds=0.05,
+        heartbeat_interval_seconds=30,
+        log_level="WARNING",
+    )
+    rater = build(settings)
+    tenant = "bench"
+    await rater.runtime.start()
+    publisher = Publisher(broker.bootstrap_servers, "bench-collector")
+    await publisher.start()
+    try:
+        async with rater.runtime.units() as uow:
+            await sql.save_plan_version(
+                uow.session, tenant, "std", datetime(2026, 1, 1, tzinfo=UTC), parse_rates_csv(PRICE_LIST)
+            )
+            await sql.assign_plan(uow.session, tenant, "tenant", "*", "std")
+            for n in range(50):
+                await sql.save_extension(uow.session, tenant, DirectoryEntry(str(2000 + n), line_id=f"line-{n}"))
+        while not all(c.started.is_set() for c in rater.runtime.consumers):
+            await asyncio.sleep(0.1)
+        records = [("cdr.raw", encode(cdr_event(tenant, i), "pbx-hq")) for i in range(calls)]
+        began = time.perf_counter()
+        for start in range(0, calls, 5000):
+            await publisher.send_many(records[start : start + 5000])
+        published = time.perf_counter() - began
+        while True:
+            async with rater.runtime.units() as uow:
+                stored = (await uow.session.exec(select(func.count()).select_from(CallRow))).one()
+                waiting = (await uow.session.exec(select(func.count()).select_from(OutboxEntry))).one()
+            if stored >= calls and waiting == 0:
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - began
+        kind = "PostgreSQL" if postgres else "SQLite"
+        print(f"{kind}: {calls} calls in {elapsed:.1f}s = {calls / elapsed:,.0f} calls/s cdr.raw -> stored + cdr.rated")
+        print(f"  (publishing the {calls} CDRs to cdr.raw took {published:.1f}s; batch size {batch})")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  max RSS of this process (rater + bench client; the broker is another process): {rss:.0f} MiB")
+    finally:
+        await publisher.stop()
+        await rater.runtime.stop()
+        await broker.stop()
+        if pg_name:
+            await drop_postgres(pg_name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--postgres", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(run(args.calls, args.postgres, args.batch))
+
+
+if __name__ == "__main__":
+    main()

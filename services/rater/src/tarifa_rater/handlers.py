@@ -1,0 +1,546 @@
+"""The rater's handlers: rate a collected call, apply a line change, retry unrated calls, re-rate a scope.
+
+Handlers speak to storage through the `RaterStore` port; the SQL implementation lives in
+`adapters`, and `bootstrap` hands it in. Each handler runs inside one unit of work: what it
+stores and what it emits commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tarifa_common import alerts, contracts, topics
+from tarifa_common.events import Event, deterministic_id, utcnow
+from tarifa_common.unit_of_work import UnitOfWork
+from tarifa_rater.domain.allowances import Usage, consume, cycle_of
+from tarifa_rater.domain.money import exact
+from tarifa_rater.domain.numbering import NumberingPlan
+from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
+from tarifa_rater.domain.tariffs import PlanBook
+
+SERVICE = "rater"
+SOURCE = "tarifa/rater"
+RATED = "rated"
+UNRATED = "unrated"
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A line's included minutes per cycle, its due day and credit limit."""
+
+    line_id: str
+    included_seconds: int
+    due_day: int
+    credit_limit: Decimal | None = None
+    contract_id: str | None = None
+
+
+@dataclass(slots=True)
+class RatingContext:
+    """A tenant's tariffs, directory, numbering and holidays, as rating needs them."""
+
+    book: PlanBook = field(default_factory=PlanBook)
+    directory: dict[str, DirectoryEntry] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    numbering: dict[str, NumberingPlan] = field(default_factory=dict)  # source id or "*" -> plan
+    holidays: frozenset[date] = frozenset()
+    allowances: dict[str, Allowance] = field(default_factory=dict)  # line id -> allowance
+
+    def numbering_for(self, source_id: str, default: NumberingPlan) -> NumberingPlan:
+        return self.numbering.get(source_id) or self.numbering.get("*") or default
+
+    def entry_for(self, cdr: contracts.CollectedCdr) -> DirectoryEntry | None:
+        """The directory entry a call is charged to: its extension, else an alias of its DID."""
+        if cdr.extension and cdr.extension in self.directory:
+            return self.directory[cdr.extension]
+        numbers = (
+            (cdr.caller, cdr.caller_e164)
+            if cdr.direction is contracts.Direction.OUTBOUND
+            else (
+                cdr.dialled,
+                cdr.called_e164,
+            )
+        )
+        for number in numbers:
+            if number:
+                digits = "".join(ch for ch in number if ch.isdigit())
+                extension = self.aliases.get(digits)
+                if extension is not None and extension in self.directory:
+                    return self.directory[extension]
+        return None
+
+
+@dataclass(slots=True)
+class CallState:
+    """A call as the rater keeps it: the collected record and its current rating."""
+
+    tenant: str
+    record_id: str
+    source_id: str
+    call_id: str
+    started_at: datetime
+    direction: str
+    dialled: str
+    billable_seconds: int
+    cdr: str
+    status: str = UNRATED
+    called_e164: str | None = None
+    extension: str | None = None
+    answered_by: str | None = None
+    transferred: bool = False
+    reason: str | None = None
+    detail: str | None = None
+    version: int = 0
+    call_class: str | None = None
+    destination: str | None = None
+    charged_seconds: int = 0
+    amount: Decimal | None = None
+    cost_amount: Decimal | None = None
+    currency: str = "BRL"
+    line_id: str | None = None
+    customer_id: str | None = None
+    contract_id: str | None = None
+    cost_centre: str | None = None
+    department: str | None = None
+    plan: str | None = None
+    rate: str | None = None
+    band: str | None = None
+    breakdown: str | None = None
+    out_of_class: bool = False
+    rated_at: datetime | None = None
+    id: int | None = None
+
+    def rating_signature(self) -> tuple[object, ...]:
+        """What a re-rate compares: a change in any of these is a new version."""
+        return (
+            self.status,
+            self.amount,
+            self.cost_amount,
+            self.charged_seconds,
+            self.call_class,
+            self.destination,
+            self.plan,
+            self.rate,
+            self.band,
+            self.line_id,
+            self.customer_id,
+            self.contract_id,
+            self.cost_centre,
+            self.department,
+            self.out_of_class,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RerateScope:
+    """Which calls a re-rate touches: a tenant and a period, optionally one source or line."""
+
+    tenant: str
+    start: datetime
+    end: datetime
+    source_id: str | None = None
+    line: str | None = None  # a line id or an extension
+
+
+@dataclass(slots=True)
+class RerateProgress:
+    examined: int = 0
+    changed: int = 0
+    newly_rated: int = 0
+    still_unrated: int = 0
+    difference: Decimal = Decimal(0)
+    last_id: int = 0
+
+
+class RaterStore(Protocol):
+    """What the handlers need from storage."""
+
+    async def context(self, tenant: str) -> RatingContext: ...
+
+    async def add_call(self, call: CallState, events: list[Publication]) -> None:
+        """Keep a newly collected call and publish `events` with it; a record already kept is skipped.
+
+        (tenant, record_id) is unique: the same CDR re-sent under another event id is kept, and
+        published, once. An implementation may defer the writes to the end of the transaction.
+        """
+        ...
+
+    async def update_call(self, call: CallState, cause: str) -> None: ...
+
+    async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]: ...
+
+    async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]: ...
+
+    async def call_known(self, tenant: str, record_id: str) -> bool:
+        """Whether the call is already kept (or pending in this transaction)."""
+        ...
+
+    async def usage(self, tenant: str, line_id: str, cycle: tuple[date, date], included_seconds: int) -> Usage:
+        """The line's usage of a cycle, for this transaction to change (written back on commit)."""
+        ...
+
+    async def save_allowance(self, tenant: str, allowance: Allowance) -> None: ...
+
+    async def save_line(self, tenant: str, entry: DirectoryEntry, numbers: Sequence[str], *, prune: bool) -> None:
+        """Keep the line's directory entry and make `numbers` its aliases; `prune` drops its other aliases."""
+        ...
+
+
+def local_start(cdr: contracts.CollectedCdr) -> datetime:
+    """The call's start on the tenant's wall clock (time bands are local)."""
+    try:
+        return cdr.started_at.astimezone(ZoneInfo(cdr.time_zone)).replace(tzinfo=None)
+    except (ZoneInfoNotFoundError, ValueError):
+        return datetime.fromisoformat(cdr.local_start).replace(tzinfo=None)
+
+
+def new_call(cdr: contracts.CollectedCdr, raw: str) -> CallState:
+    return CallState(
+        tenant=cdr.tenant,
+        record_id=cdr.record_id,
+        source_id=cdr.source_id,
+        call_id=cdr.call_id,
+        started_at=cdr.started_at,
+        direction=cdr.direction.value,
+        dialled=cdr.dialled,
+        billable_seconds=cdr.billable_seconds,
+        cdr=raw,
+        called_e164=cdr.called_e164,
+        extension=cdr.extension,
+        answered_by=cdr.answered_by,
+        transferred=cdr.transferred,
+    )
+
+
+def evaluate(
+    cdr: contracts.CollectedCdr, context: RatingContext, default_numbering: NumberingPlan
+) -> Rating | Unratable:
+    """Rate a collected call against a tenant's context (pure apart from the time-zone database)."""
+    entry = context.entry_for(cdr)
+    call = CallToRate(
+        record_id=cdr.record_id,
+        started_at=cdr.started_at,
+        local_start=local_start(cdr),
+        direction=cdr.direction.value,
+        answered=cdr.disposition is contracts.Disposition.ANSWERED,
+        billable_seconds=cdr.billable_seconds,
+        dialled=cdr.dialled or (cdr.called_e164 and "+" + cdr.called_e164.lstrip("+")) or "",
+        extension=cdr.extension,
+    )
+    return rate_call(
+        call, entry, context.book, context.numbering_for(cdr.source_id, default_numbering), context.holidays
+    )
+
+
+def apply_outcome(call: CallState, outcome: Rating | Unratable, now: datetime) -> CallState:
+    """The call with `outcome` applied (the version is left to the caller)."""
+    if isinstance(outcome, Unratable):
+        return replace(call, status=UNRATED, reason=outcome.reason, detail=outcome.detail)
+    entry = outcome.entry
+    price = outcome.price
+    breakdown = price.breakdown()
+    if price.cost_amount is not None:
+        breakdown["cost_amount"] = str(price.cost_amount)
+    return replace(
+        call,
+        status=RATED,
+        reason=None,
+        detail=None,
+        call_class=outcome.call_class.value,
+        called_e164=outcome.e164 or call.called_e164,
+        destination=outcome.destination,
+        charged_seconds=price.charged_seconds,
+        amount=price.amount,
+        cost_amount=price.cost_amount,
+        currency=outcome.currency,
+        line_id=entry.line_id if entry else None,
+        customer_id=entry.customer_id if entry else None,
+        contract_id=entry.contract_id if entry else None,
+        cost_centre=entry.cost_centre if entry else None,
+        department=entry.department if entry else None,
+        plan=outcome.plan,
+        rate=outcome.rate,
+        band=price.band.value,
+        breakdown=json.dumps(breakdown, sort_keys=True),
+        out_of_class=outcome.out_of_class,
+        rated_at=now,
+    )
+
+
+def rated_event(call: CallState, previous_amount: Decimal | None) -> tuple[Event, str]:
+    """The `cdr.rated` event of a call's current version, and its key (line, else extension, else source)."""
+    assert call.amount is not None and call.call_class is not None and call.rated_at is not None
+    breakdown: dict[str, str] = json.loads(call.breakdown or "{}")
+    if previous_amount is not None:
+        breakdown["difference"] = str(call.amount - previous_amount)
+    data = contracts.RatedCall(
+        tenant=call.tenant,
+        record_id=call.record_id,
+        version=call.version,
+        source_id=call.source_id,
+        call_id=call.call_id,
+        started_at=call.started_at,
+        direction=contracts.Direction(call.direction),
+        dialled=call.dialled,
+        called_e164=call.called_e164,
+        call_class=call.call_class,
+        destination=call.destination,
+        billable_seconds=call.billable_seconds,
+        charged_seconds=call.charged_seconds,
+        amount=call.amount,
+        cost_amount=call.cost_amount,
+        previous_amount=previous_amount,
+        currency=call.currency,
+        line_id=call.line_id,
+        extension=call.extension,
+        answered_by=call.answered_by,
+        transferred=call.transferred,
+        customer_id=call.customer_id,
+        contract_id=call.contract_id,
+        cost_centre=call.cost_centre,
+        department=call.department,
+        tariff_plan=call.plan,
+        rate=call.rate,
+        band=call.band,
+        breakdown=breakdown,
+        out_of_class=call.out_of_class,
+        rated_at=call.rated_at,
+    )
+    event = Event(
+        type=contracts.CDR_RATED,
+        source=SOURCE,
+        tenant=call.tenant,
+        subject=call.record_id,
+        id=deterministic_id(call.tenant, "rated", call.record_id, str(call.version)),
+        data=data.model_dump(mode="json"),
+    )
+    return event, call.line_id or call.extension or call.source_id
+
+
+def unrated_event(call: CallState) -> Event:
+    data = contracts.UnratedCall(
+        tenant=call.tenant,
+        record_id=call.record_id,
+        source_id=call.source_id,
+        reason=call.reason or "unknown",
+        detail=call.detail or "",
+    )
+    return Event(
+        type=contracts.CDR_UNRATED,
+        source=SOURCE,
+        tenant=call.tenant,
+        subject=call.record_id,
+        id=deterministic_id(call.tenant, "unrated", call.record_id, call.reason or "", call.detail or ""),
+        data=data.model_dump(mode="json"),
+    )
+
+
+Publication = tuple[Event, str, str | None]  # event, topic, key
+
+
+def publish(uow: UnitOfWork, call: CallState, previous_amount: Decimal | None) -> None:
+    for event, topic, key in publications(call, previous_amount):
+        uow.emit(event, topic, key)
+
+
+def publications(call: CallState, previous_amount: Decimal | None) -> list[Publication]:
+    """What a call's new state means: its rated version (and an out-of-class alert), or why it waits."""
+    if call.status == UNRATED:
+        return [(unrated_event(call), topics.CDR_UNRATED.name, call.source_id)]
+    event, key = rated_event(call, previous_amount)
+    found: list[Publication] = [(event, topics.CDR_RATED.name, key)]
+    if call.out_of_class and call.version == 1:
+        who = call.extension or call.line_id or "?"
+        alert = alerts.AlertRaised(
+            fingerprint=f"rater/out-of-class/{who}",
+            severity=alerts.Severity.IMPORTANT,
+            object=alerts.AlertObject(kind="extension", id=who),
+            summary=f"Extension {who} made a {call.call_class} call to {call.dialled}, outside its class of service",
+            details={
+                "record_id": call.record_id,
+                "amount": str(call.amount),
+                "started_at": call.started_at.isoformat(),
+            },
+        )
+        found.append((alerts.raised(call.tenant, SERVICE, alert), topics.ALERT_EVENTS.name, alert.fingerprint))
+    return found
+
+
+async def rate_collected_cdr(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:
+    """`tarifa.cdr.collected.v1`: rate the call once (a record seen before is a no-op), store it, publish it."""
+    cdr = contracts.CollectedCdr.model_validate(event.data)
+    context = await store.context(cdr.tenant)
+    call = apply_outcome(new_call(cdr, json.dumps(event.data)), evaluate(cdr, context, numbering), utcnow())
+    extra: list[Publication] = []
+    if call.status == RATED:
+        call.version = 1
+        allowance = context.allowances.get(call.line_id or "")
+        if allowance is not None:
+            if await store.call_known(cdr.tenant, cdr.record_id):
+                return  # counted once: a re-sent record must not use the allowance twice
+            extra = await use_allowance(store, call, allowance, local_start(cdr).date())
+    await store.add_call(call, publications(call, None) + extra)
+
+
+async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance, day: date) -> list[Publication]:
+    """Let the line's allowance cover the call (changing its amount); return the usage events it causes."""
+    assert call.amount is not None
+    cycle = cycle_of(day, allowance.due_day)
+    usage = await store.usage(call.tenant, allowance.line_id, cycle, allowance.included_seconds)
+    before = call.amount
+    used = consume(usage, call.charged_seconds, call.amount, allowance.credit_limit)
+    if used.covered_seconds:
+        call.amount = used.amount
+        breakdown = json.loads(call.breakdown or "{}")
+        breakdown.update(allowance_seconds=str(used.covered_seconds), price_before_allowance=str(before))
+        call.breakdown = json.dumps(breakdown, sort_keys=True)
+    events: list[Publication] = []
+    for level in used.thresholds:
+        reached = contracts.UsageThresholdReached(
+            tenant=call.tenant,
+            line_id=allowance.line_id,
+            contract_id=allowance.contract_id or call.contract_id,
+            cycle_start=cycle[0],
+            cycle_end=cycle[1],
+            included_seconds=usage.included_seconds,
+            used_seconds=usage.used_seconds,
+            threshold_percent=level,
+        )
+        event = Event(
+            type=contracts.LINE_USAGE_THRESHOLD,
+            source=SOURCE,
+            tenant=call.tenant,
+            subject=allowance.line_id,
+            id=deterministic_id(call.tenant, "usage", allowance.line_id, cycle[0].isoformat(), str(level)),
+            data=reached.model_dump(mode="json"),
+        )
+        events.append((event, topics.LINE_USAGE.name, allowance.line_id))
+    if used.credit_exceeded and allowance.credit_limit is not None:
+        exceeded = contracts.CreditLimitExceeded(
+            tenant=call.tenant,
+            line_id=allowance.line_id,
+            contract_id=allowance.contract_id or call.contract_id,
+            credit_limit=allowance.credit_limit,
+            spent=usage.spent,
+            currency=call.currency,
+            cycle_start=cycle[0],
+        )
+        event = Event(
+            type=contracts.LINE_CREDIT_EXCEEDED,
+            source=SOURCE,
+            tenant=call.tenant,
+            subject=allowance.line_id,
+            id=deterministic_id(call.tenant, "credit", allowance.line_id, cycle[0].isoformat()),
+            data=exceeded.model_dump(mode="json"),
+        )
+        events.append((event, topics.LINE_USAGE.name, allowance.line_id))
+    return events
+
+
+def keep_allowance(previous: CallState, updated: CallState) -> None:
+    """A re-rate keeps the seconds the allowance covered the first time; only the price of the rest changes."""
+    covered_text = json.loads(previous.breakdown or "{}").get("allowance_seconds")
+    if not covered_text or updated.status != RATED or updated.amount is None or not updated.charged_seconds:
+        return
+    covered = min(int(covered_text), updated.charged_seconds)
+    before = updated.amount
+    updated.amount = exact(before * (updated.charged_seconds - covered) / updated.charged_seconds)
+    breakdown = json.loads(updated.breakdown or "{}")
+    breakdown.update(allowance_seconds=str(covered), price_before_allowance=str(before))
+    updated.breakdown = json.dumps(breakdown, sort_keys=True)
+
+
+async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:
+    """`tarifa.line.*.v1` from voip-summit: keep the directory entry and DID aliases of the line, then retry."""
+    change = contracts.LineChanged.model_validate(event.data)
+    line = change.line
+    entry = DirectoryEntry(
+        extension=line.extension or line.line_id,
+        line_id=line.line_id,
+        contract_id=line.contract_id,
+        cost_centre=line.cost_centre,
+    )
+    await store.save_allowance(
+        change.tenant,
+        Allowance(line.line_id, -1, line.due_day, line.credit_limit, line.contract_id),  # -1: keep included seconds
+    )
+    numbers = [n for n in [line.number, *line.dids] if n]
+    # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
+    await store.save_line(change.tenant, entry, numbers, prune=change.kind is contracts.LineEventKind.DID_REMOVED)
+    await retry_unrated(uow, store, change.tenant, numbering)
+
+
+async def retry_unrated(
+    uow: UnitOfWork, store: RaterStore, tenant: str, numbering: NumberingPlan, *, limit: int = 5000
+) -> int:
+    """Rate the tenant's waiting calls that can now be rated; return how many were."""
+    context = await store.context(tenant)
+    rated = 0
+    after = 0
+    now = utcnow()
+    while True:
+        batch = await store.unrated_calls(tenant, after, limit)
+        for call in batch:
+            assert call.id is not None
+            after = call.id
+            cdr = contracts.CollectedCdr.model_validate_json(call.cdr)
+            updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
+            if updated.status == RATED:
+                updated.version = 1
+                extra: list[Publication] = []
+                allowance = context.allowances.get(updated.line_id or "")
+                if allowance is not None:
+                    extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
+                await store.update_call(updated, "retried")
+                publish(uow, updated, None)
+                for event, topic, key in extra:
+                    uow.emit(event, topic, key)
+                rated += 1
+        if len(batch) < limit:
+            return rated
+
+
+async def rerate_chunk(
+    uow: UnitOfWork, store: RaterStore, scope: RerateScope, numbering: NumberingPlan, after_id: int, limit: int
+) -> RerateProgress:
+    """Re-rate up to `limit` calls of `scope` after `after_id`: a changed rating is a new version, never an edit."""
+    context = await store.context(scope.tenant)
+    progress = RerateProgress(last_id=after_id)
+    now = utcnow()
+    for call in await store.calls_in_scope(scope, after_id, limit):
+        assert call.id is not None
+        progress.last_id = call.id
+        progress.examined += 1
+        cdr = contracts.CollectedCdr.model_validate_json(call.cdr)
+        updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
+        keep_allowance(call, updated)
+        if updated.rating_signature() == call.rating_signature():
+            if updated.status == UNRATED:
+                progress.still_unrated += 1
+            continue
+        if updated.status == UNRATED:
+            # A rated call never loses its rating silently: it keeps its version until a tariff rates it again.
+            progress.still_unrated += 1
+            continue
+        previous = call.amount if call.status == RATED else None
+        updated.version = call.version + 1
+        extra: list[Publication] = []
+        allowance = context.allowances.get(updated.line_id or "")
+        if previous is None and allowance is not None:  # rated for the first time: it uses the allowance
+            extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
+        await store.update_call(updated, "rerate" if previous is not None else "retried")
+        publish(uow, updated, previous)
+        for event, topic, key in extra:
+            uow.emit(event, topic, key)
+        progress.changed += 1
+        if previous is None:
+            progress.newly_rated += 1
+        assert updated.amount is not None
+        progress.difference += updated.amount - (previous or Decimal(0))
+    return progress
