@@ -90,10 +90,13 @@ def collector_settings(bootstrap: str, database_url: str, **overrides: Any) -> C
     return CollectorSettings(**values)
 
 
-async def start_collector(settings: CollectorSettings) -> tuple[ServiceRuntime, httpx.AsyncClient]:
+async def start_collector(
+    settings: CollectorSettings, *, wait_for_broker: bool = True
+) -> tuple[ServiceRuntime, httpx.AsyncClient]:
     app = create_app(settings)
     runtime: ServiceRuntime = app.state.runtime
     await runtime.start()
-    await runtime.publisher.ready.wait()
+    if wait_for_broker:
+        await runtime.publisher.ready.wait()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://c")
     return runtime, client
