@@ -12,6 +12,7 @@ Every service's first migration creates both tables with `create_messaging_table
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,35 @@ def stage(session: AsyncSession, event: Event, topic: str, key: str | None) -> N
             created_at=utcnow(),
         )
     )
+
+
+async def stage_many(session: AsyncSession, items: Sequence[tuple[Event, str, str | None]]) -> None:
+    """Add many events to the outbox in one multi-row INSERT, in order, carrying the current trace.
+
+    The bulk path for producers of thousands of events a second (the collector): building an
+    ORM object per event costs about a millisecond, which `stage` spends on every call.
+    """
+    if not items:
+        return
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    now = utcnow()
+    rows = []
+    for event, topic, key in items:
+        if carrier.get("traceparent") and not event.traceparent:
+            event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
+        record = encode(event, key)
+        rows.append(
+            {
+                "topic": topic,
+                "event_id": event.id,
+                "key": record.key,
+                "value": record.value,
+                "headers": json.dumps([[name, value.decode()] for name, value in record.headers]),
+                "created_at": now,
+            }
+        )
+    await (await session.connection()).execute(sa.insert(OutboxEntry), rows)
 
 
 def outbox_headers(entry: OutboxEntry) -> list[tuple[str, bytes]]:

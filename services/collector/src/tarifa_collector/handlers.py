@@ -122,9 +122,8 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> None:
-    for call in calls:
-        uow.emit(collected_event(call), topics.CDR_RAW, key=call.source_id)
+async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> None:
+    await uow.emit_many([(collected_event(call), topics.CDR_RAW, call.source_id) for call in calls])
 
 
 async def ingest_lines(
@@ -215,7 +214,7 @@ async def ingest_lines(
         outcome.duplicates += len(archive) - len(inserted)
         calls = [call for call in parsed_calls.values() if call.record_id in inserted]
     await store.save_calls(calls, now)
-    _publish(uow, calls)
+    await _publish(uow, calls)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
     outcome.accepted = len(inserted)
@@ -255,7 +254,7 @@ async def flush_stale_legs(
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
     await store.save_calls(calls, now)
-    _publish(uow, calls)
+    await _publish(uow, calls)
     return calls
 
 
@@ -357,7 +356,7 @@ async def replay_calls(
     Returns how many went out and where the next page starts (None when done).
     """
     calls = await store.calls_between(tenant, source_id, start, end, after, limit)
-    _publish(uow, calls)
+    await _publish(uow, calls)
     if len(calls) < limit:
         return len(calls), None
     return len(calls), (calls[-1].started_at, calls[-1].record_id)

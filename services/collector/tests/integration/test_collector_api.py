@@ -9,6 +9,7 @@ from tarifa_collector.fake_ipoffice import FakeIpOffice, smdr_line
 from tarifa_common import alerts, topics
 from tarifa_common.broker import free_port
 from tarifa_common.contracts import CDR_COLLECTED, CollectedCdr
+from tarifa_common.events import Event
 from tarifa_common.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -117,8 +118,7 @@ async def test_a_dropped_link_raises_an_important_alert_that_records_resolve(sql
     await FakeIpOffice.send_to("127.0.0.1", port, [smdr_line(1)])  # connects, sends, hangs up
 
     async def alert_events() -> list[str]:
-        found = [e for e in await collector.events(topics.ALERT_EVENTS.name)]
-        return [e.type for e in found]
+        return [e.type for e in await collector.events(topics.ALERT_EVENTS.name)]
 
     async def raised() -> None:
         assert alerts.RAISED in await alert_events()
@@ -172,6 +172,12 @@ async def test_the_watermark_waits_for_every_source_and_a_replay_republishes_the
 
     status = await eventually(done)
     assert (status["total"], status["published"]) == (2, 2)
-    replayed = [e for e in await collector.events(topics.CDR_RAW.name)]
+
+    async def republished() -> list[Event]:
+        events = await collector.events(topics.CDR_RAW.name)
+        assert len(events) >= 4
+        return events
+
+    replayed = await eventually(republished)
     assert len(replayed) == 4
     assert {e.id for e in replayed} == {c.record_id for c in first}

@@ -42,9 +42,16 @@ async def test_a_dropped_file_is_read_once_then_archived_and_its_cut_last_line_r
         assert (drop / "archive" / "Master-1-again.csv").exists()
 
     await eventually(archived_again)
-    events = await collector.events(topics.CDR_RAW.name)
-    assert sorted(CollectedCdr.model_validate(e.data).caller for e in events) == ["2000", "2001", "2002"]
-    [rejected] = [RejectedRecord.model_validate(e.data) for e in await collector.events(topics.CDR_REJECTED.name)]
+
+    async def published() -> tuple[list[str], list[RejectedRecord]]:
+        calls = [CollectedCdr.model_validate(e.data).caller for e in await collector.events(topics.CDR_RAW.name)]
+        rejects = [RejectedRecord.model_validate(e.data) for e in await collector.events(topics.CDR_REJECTED.name)]
+        assert len(calls) >= 3
+        assert rejects
+        return calls, rejects
+
+    calls, [rejected] = await eventually(published)
+    assert sorted(calls) == ["2000", "2001", "2002"]
     assert rejected.location == "file Master-1.csv from line 1 line 4"
     health = (await collector.source("ast-dir"))["health"]
     assert (health["records_today"], health["rejects_today"]) == (3, 1)

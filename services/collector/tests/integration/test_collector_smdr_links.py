@@ -50,7 +50,13 @@ async def test_a_pbx_connecting_to_our_listener_delivers_each_call_once_despite_
 
     health = await eventually(counted)
     assert health["rejects_today"] == 1  # the half record, cut by the dropped link
-    [rejected] = [RejectedRecord.model_validate(e.data) for e in await collector.events(topics.CDR_REJECTED.name)]
+
+    async def rejected_published() -> list[RejectedRecord]:
+        found = [RejectedRecord.model_validate(e.data) for e in await collector.events(topics.CDR_REJECTED.name)]
+        assert found
+        return found
+
+    [rejected] = await eventually(rejected_published)
     assert rejected.reason.startswith("incomplete record")
     assert len(await calls_of(collector, 8)) == 8  # the re-sent buffer published nothing twice
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tarifa_collector.domain.records import MAX_LINE_BYTES, Rejection, SourceContext
+from tarifa_collector.domain.records import MAX_LINE_BYTES, Rejection, SourceContext, record_id
 from tarifa_collector.domain.smdr import SmdrLeg, assemble_call, parse_line
 from tarifa_common.contracts import Direction, Disposition
+from tarifa_common.events import deterministic_id
 
 SOURCE = SourceContext(tenant="acme", source_id="pbx-hq", source_kind="avaya_smdr", time_zone="America/Sao_Paulo")
 OUT_17 = (
@@ -180,3 +181,10 @@ def test_a_real_record_with_one_field_mangled_or_cut_never_raises(cut: int, fiel
         assert isinstance(parsed, SmdrLeg | Rejection)
         if isinstance(parsed, SmdrLeg):
             assert assemble_call([parsed], SOURCE).record_id
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200), st.text(min_size=1, max_size=20))
+def test_the_fast_record_id_is_the_deterministic_event_id(raw: str, source_id: str) -> None:
+    source = SourceContext(tenant="acme", source_id=source_id, source_kind="avaya_smdr")
+    assert record_id(source, raw) == deterministic_id("acme", source_id, raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -15,6 +16,9 @@ from tarifa_common.events import utcnow
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+# One batch at a time per source in this process (two connections of one PBX, a file and a
+# re-send): the database would serialise them anyway, this just avoids the lock waits.
+_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 
 def context_of(tenant: str, source: SourceSettings) -> SourceContext:
@@ -38,7 +42,8 @@ class Intake:
         location: str,
         incomplete: Sequence[bytes] = (),
     ) -> handlers.IngestOutcome:
-        async with self.units() as uow:
+        lock = _LOCKS.setdefault((tenant, source.id), asyncio.Lock())
+        async with lock, self.units() as uow:
             outcome = await handlers.ingest_lines(
                 uow,
                 SqlCollectorStore(uow.session),

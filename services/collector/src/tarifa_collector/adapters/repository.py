@@ -83,7 +83,19 @@ class SqlCollectorStore:
             self._insert(ArchivedRecord).on_conflict_do_nothing(index_elements=["id"]).returning(col(ArchivedRecord.id))
         )
         connection = await self.session.connection()
-        result = await connection.execute(statement, [dataclasses.asdict(record) for record in records])
+        rows = [
+            {
+                "id": r.id,
+                "tenant": r.tenant,
+                "source_id": r.source_id,
+                "received_at": r.received_at,
+                "call_id": r.call_id,
+                "call_record_id": r.call_record_id,
+                "raw": r.raw,
+            }
+            for r in records
+        ]
+        result = await connection.execute(statement, rows)
         return set(result.scalars().all())
 
     async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None:
@@ -111,10 +123,19 @@ class SqlCollectorStore:
             )
 
     async def state(self, tenant: str, source_id: str) -> SourceState:
-        row = await self.session.get(SourceStateRow, (tenant, source_id))
+        key = (tenant, source_id)
+        row = self._states.get(key)
         if row is None:
-            row = SourceStateRow(tenant=tenant, source_id=source_id)
-            self.session.add(row)
+            # Create the row if missing without racing another writer, then lock it for this
+            # transaction: two connections of one PBX (or two replicas) must not lose counts.
+            defaults = SourceStateRow(tenant=tenant, source_id=source_id).model_dump()
+            await (await self.session.connection()).execute(
+                self._insert(SourceStateRow)
+                .values(**defaults)
+                .on_conflict_do_nothing(index_elements=["tenant", "source_id"])
+            )
+            row = await self.session.get(SourceStateRow, key, with_for_update=True, populate_existing=True)
+            assert row is not None
         self._states[(tenant, source_id)] = row
         return SourceState(
             tenant=tenant,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tarifa_common.events import deterministic_id
+from tarifa_common.events import TARIFA_NAMESPACE
 
 # A CDR line longer than this is not a CDR (the longest IP Office SMDR record is about 600
 # bytes; an Asterisk row with long lastdata about 1 KiB). Longer input is garbage or a missing
@@ -56,8 +57,27 @@ class Rejection:
 
 
 def record_id(source: SourceContext, raw: str) -> str:
-    """The id of one source record: the same bytes re-sent by the same source have the same id."""
-    return deterministic_id(source.tenant, source.source_id, raw)
+    """The id of one source record: the same bytes re-sent by the same source have the same id.
+
+    Equal to `deterministic_id(tenant, source_id, raw)` (UUIDv5), computed from a SHA-1 state
+    that has already hashed the namespace and the source's prefix: building a `uuid.UUID` per
+    record was a quarter of the SMDR parsing time.
+    """
+    prefix = _PREFIXES.get((source.tenant, source.source_id))
+    if prefix is None:
+        prefix = hashlib.sha1(TARIFA_NAMESPACE.bytes, usedforsecurity=False)
+        prefix.update(f"{source.tenant}\x1f{source.source_id}\x1f".encode())
+        _PREFIXES[(source.tenant, source.source_id)] = prefix
+    digest = prefix.copy()
+    digest.update(raw.encode())
+    value = bytearray(digest.digest()[:16])
+    value[6] = (value[6] & 0x0F) | 0x50  # version 5
+    value[8] = (value[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = value.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_PREFIXES: dict[tuple[str, str], hashlib._Hash] = {}
 
 
 def decode_line(raw: bytes) -> str | Rejection:

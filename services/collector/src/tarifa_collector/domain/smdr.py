@@ -31,9 +31,9 @@ MIN_FIELDS = 17
 MAX_FIELDS = 37
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SmdrLeg:
-    """One SMDR record: one leg of a call, as IP Office reported it."""
+    """One SMDR record: one leg of a call, as IP Office reported it (not frozen: a frozen init costs 10%)."""
 
     record_id: str
     raw: str
@@ -98,6 +98,11 @@ def _date(text: str) -> datetime | None:
 
 def _duration(text: str) -> int | None:
     """`HH:MM:SS` (hours may pass 99 on very long calls) as seconds, else None."""
+    if len(text) == 8 and text[2] == ":" and text[5] == ":" and text.isascii():
+        hh, mm, ss = text[0:2], text[3:5], text[6:8]
+        if hh.isdigit() and mm.isdigit() and ss.isdigit() and mm < "60" and ss < "60":
+            return int(hh) * 3600 + int(mm) * 60 + int(ss)
+        return None
     parts = text.split(":")
     if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
         return None
