@@ -48,6 +48,16 @@ async def test_a_source_that_could_not_run_is_refused_naming_the_setting(sqlite_
         "/v1/sources", json={"id": "pbx", "kind": "http", "time_zone": "Mars/Olympus"}, headers=collector.headers()
     )
     assert zone.json()["errors"][0]["field"] == "time_zone"
+    schedule = await collector.api.post(
+        "/v1/sources",
+        json={"id": "summit", "kind": "drop_directory", "directory": "/tmp", "schedule": "0 25 * * *"},
+        headers=collector.headers(),
+    )
+    assert schedule.json()["errors"][0]["field"] == "schedule"
+    monthly = await collector.add_source(
+        id="summit", kind="drop_directory", directory="/nonexistent", schedule="0 3 1 * *", after_import="delete"
+    )
+    assert monthly["schedule"] == "0 3 1 * *"
     await collector.add_source(id="feed", kind="http", format="asterisk_csv")
     again = await collector.api.post("/v1/sources", json={"id": "feed", "kind": "http"}, headers=collector.headers())
     assert again.status_code == 409

@@ -18,12 +18,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.lines import LineSplitter
 from tarifa_collector.adapters.repository import settings_of
 from tarifa_collector.config import CollectorSettings
+from tarifa_collector.domain.schedule import next_run
 from tarifa_collector.domain.sources import AfterImport, Connection, SourceKind, SourceSettings
+from tarifa_common.events import utcnow
 
 log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
@@ -147,9 +150,16 @@ class DropDirectory:
         self.directory = Path(source.directory)
 
     async def run(self) -> None:
+        if self.source.schedule is None:
+            while True:
+                await self.scan()
+                await asyncio.sleep(self.poll)
+        zone = ZoneInfo(self.source.time_zone)
         while True:
+            fire = next_run(self.source.schedule, utcnow(), zone)
+            log.info("next import of %s/%s at %s", self.tenant, self.source.id, fire.isoformat())
+            await asyncio.sleep(max((fire - utcnow()).total_seconds(), 0))
             await self.scan()
-            await asyncio.sleep(self.poll)
 
     async def scan(self) -> int:
         """Import every settled file once; return how many files were taken."""

@@ -214,6 +214,7 @@ def settings_of(row: SourceRow) -> SourceSettings:
         after_import=AfterImport(row.after_import),
         quiet_minutes=row.quiet_minutes,
         enabled=row.enabled,
+        schedule=row.schedule,
     )
 
 
@@ -245,6 +246,7 @@ class SqlSourceRepository:
             time_zone=source.time_zone,
             quiet_minutes=source.quiet_minutes,
             enabled=source.enabled,
+            schedule=source.schedule,
             created_at=now,
             updated_at=now,
         )

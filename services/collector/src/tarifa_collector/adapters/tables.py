@@ -24,6 +24,7 @@ class SourceRow(SQLModel, table=True):
     time_zone: str = Field(default="UTC", max_length=64)
     quiet_minutes: int = 60
     enabled: bool = True
+    schedule: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 

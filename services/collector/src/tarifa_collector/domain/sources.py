@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tarifa_collector.domain.schedule import normalise
 from tarifa_common.errors import InvalidInput
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -54,6 +55,7 @@ class SourceSettings:
     after_import: AfterImport = AfterImport.ARCHIVE
     quiet_minutes: int = 60
     enabled: bool = True
+    schedule: str | None = None
 
     def validate(self) -> None:
         """Refuse a source that could not run, naming the setting to fix."""
@@ -80,6 +82,10 @@ class SourceSettings:
             raise InvalidInput("host", "an SMDR client needs the IP Office address to connect to")
         if self.kind is SourceKind.DROP_DIRECTORY and not self.directory:
             raise InvalidInput("directory", "a drop directory source needs the directory to watch")
+        if self.schedule is not None:
+            if self.kind is not SourceKind.DROP_DIRECTORY:
+                raise InvalidInput("schedule", "only a drop_directory source is imported on a schedule")
+            normalise(self.schedule)
 
     @property
     def is_link(self) -> bool:

@@ -100,6 +100,7 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
         after_import=AfterImport(row.after_import),
         quiet_minutes=row.quiet_minutes,
         enabled=row.enabled,
+        schedule=row.schedule,
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
         health=health,
@@ -118,6 +119,7 @@ def _settings_of(source_id: str, body: SourceCreate | SourceUpdate) -> SourceSet
         after_import=body.after_import,
         quiet_minutes=body.quiet_minutes,
         enabled=body.enabled,
+        schedule=body.schedule,
     )
     settings.validate()
     return settings
@@ -158,7 +160,7 @@ async def update_source(source_id: str, body: SourceUpdate, principal: Operator,
     async with intake.units() as uow:
         repository = SqlSourceRepository(uow.session)
         row = await repository.get(principal.tenant, source_id)
-        for name in ("time_zone", "host", "port", "directory", "quiet_minutes", "enabled"):
+        for name in ("time_zone", "host", "port", "directory", "quiet_minutes", "enabled", "schedule"):
             setattr(row, name, getattr(settings, name))
         row.kind, row.format, row.after_import = settings.kind.value, settings.format.value, settings.after_import.value
         row.updated_at = utcnow()

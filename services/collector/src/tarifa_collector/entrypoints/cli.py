@@ -107,6 +107,9 @@ def commands() -> typer.Typer:
         after_import: Annotated[AfterImport, typer.Option(help="What to do with imported files")] = AfterImport.ARCHIVE,
         time_zone: Annotated[str, typer.Option(help="The PBX's time zone")] = "UTC",
         quiet_minutes: Annotated[int, typer.Option(help="Alert after this long without records")] = 60,
+        schedule: Annotated[
+            str | None, typer.Option(help="drop_directory: import on a cron schedule, e.g. '0 3 1 * *' (monthly)")
+        ] = None,
         data_dir: DataDir = Path(".tarifa"),
     ) -> None:
         """Configure a source; a running collector starts it within seconds."""
@@ -120,6 +123,7 @@ def commands() -> typer.Typer:
             after_import=after_import,
             time_zone=time_zone,
             quiet_minutes=quiet_minutes,
+            schedule=schedule,
         )
 
         async def work(units: UnitOfWorkFactory) -> None:

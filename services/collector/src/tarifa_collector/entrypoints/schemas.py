@@ -22,6 +22,12 @@ class SourceBase(BaseModel):
     after_import: AfterImport = Field(default=AfterImport.ARCHIVE, description="what to do with an imported file")
     quiet_minutes: int = Field(default=60, ge=1, description="silence longer than this raises an alert")
     enabled: bool = True
+    schedule: str | None = Field(
+        default=None,
+        examples=["0 3 1 * *"],
+        description="drop_directory only: import on this cron schedule (source time) instead of continuously; "
+        "when a day of the month is set the weekday is ignored",
+    )
 
 
 class SourceCreate(SourceBase):
