@@ -7,13 +7,14 @@ Handlers run inside a unit of work (one transaction) and reach storage through t
 from __future__ import annotations
 
 import base64
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tarifa_collector.domain import csv_formats, json_records, smdr
+from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
 from tarifa_collector.domain.records import Rejection, SourceContext
 from tarifa_collector.domain.sources import (
     Connection,
@@ -136,6 +137,7 @@ async def ingest_lines(
     location: str,
     now: datetime,
     incomplete: Sequence[bytes] = (),
+    mapping: operator_csv.ColumnMapping | None = None,
 ) -> IngestOutcome:
     """Archive every new record, publish the calls they complete, reject what cannot be read.
 
@@ -194,7 +196,14 @@ async def ingest_lines(
                 if earlier[call_id]:
                     await store.assign_call([leg.record_id for leg in earlier[call_id]], call.record_id)
     else:
-        parse = ROW_PARSERS[record_format]
+        if record_format is RecordFormat.OPERATOR_CSV:
+            if mapping is None:
+                raise ValueError("an operator_csv source needs its column mapping")
+            parse: Callable[[bytes, SourceContext], CollectedCdr | Rejection] = functools.partial(
+                operator_csv.parse_operator_line, mapping=mapping
+            )
+        else:
+            parse = ROW_PARSERS[record_format]
         parsed_calls: dict[str, CollectedCdr] = {}
         for number, raw in enumerate(lines, start=1):
             parsed_call = parse(raw, source)

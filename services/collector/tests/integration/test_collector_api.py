@@ -191,3 +191,31 @@ async def test_the_watermark_waits_for_every_source_and_a_replay_republishes_the
     replayed = await eventually(republished)
     assert len(replayed) == 4
     assert {e.id for e in replayed} == {c.record_id for c in first}
+
+
+async def test_an_operator_csv_source_reads_its_own_layout_and_skips_the_header(sqlite_collector: Collector) -> None:
+    collector = sqlite_collector
+    mapping = {
+        "columns": {"started_at": 1, "caller": 2, "dialled": 3, "duration_seconds": 4, "billable_seconds": 5},
+        "delimiter": ";",
+        "date_format": "%d/%m/%Y %H:%M:%S",
+        "header": True,
+    }
+    created = await collector.add_source(
+        id="telco", kind="http", format="operator_csv", column_mapping=mapping, time_zone="America/Sao_Paulo"
+    )
+    assert created["column_mapping"]["columns"]["duration_seconds"] == 4
+    body = b"DATA;ORIGEM;DESTINO;DURACAO;TARIFADO\n02/11/2026 09:00:00;1133334444;1144445555;125;120\n"
+    answer = await collector.api.post(
+        "/v1/cdrs",
+        params={"source_id": "telco"},
+        content=body,
+        headers={**collector.headers("ingest"), "Content-Type": "text/csv"},
+    )
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "rejected": 0, "errors": []}
+    [call] = await collected(collector, 1)
+    assert (call.billable_seconds, call.caller, call.source_kind) == (120, "1133334444", "operator_csv")
+    no_mapping = await collector.api.post(
+        "/v1/sources", json={"id": "telco2", "kind": "http", "format": "operator_csv"}, headers=collector.headers()
+    )
+    assert no_mapping.json()["errors"][0]["field"] == "column_mapping"

@@ -53,6 +53,7 @@ class Intake:
                 location=location,
                 now=utcnow(),
                 incomplete=incomplete,
+                mapping=source.column_mapping,
             )
         if outcome.rejected:
             log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)

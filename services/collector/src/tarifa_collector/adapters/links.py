@@ -135,6 +135,13 @@ class SmdrClient:
             backoff = min(backoff * 2, self.max_backoff)
 
 
+def skip_header(source: SourceSettings, lines: list[bytes]) -> list[bytes]:
+    """An operator CSV file whose mapping says it has a header loses its first line."""
+    if source.column_mapping is not None and source.column_mapping.header and lines:
+        return lines[1:]
+    return lines
+
+
 class DropDirectory:
     """Files dropped in a directory: read once settled, complete lines only, then archived or deleted.
 
@@ -189,7 +196,7 @@ class DropDirectory:
     async def import_file(self, path: Path) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         splitter = LineSplitter()
-        lines = splitter.feed(data)
+        lines = skip_header(self.source, splitter.feed(data))
         rest = splitter.rest()
         for start in range(0, max(len(lines), 1), 1000):
             chunk = lines[start : start + 1000]

@@ -14,6 +14,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_collector.adapters.tables import ArchivedRecord, CallRow, SourceRow, SourceStateRow
+from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.sources import (
     AfterImport,
     Connection,
@@ -23,7 +24,7 @@ from tarifa_collector.domain.sources import (
     SourceState,
 )
 from tarifa_collector.handlers import NewArchiveRecord
-from tarifa_common.contracts import CollectedCdr
+from tarifa_common.contracts import CollectedCdr, Direction
 from tarifa_common.errors import Conflict, NotFound
 
 # SQLite allows 32766 bound parameters per statement; PostgreSQL 65535. Chunks stay well below.
@@ -215,6 +216,34 @@ def settings_of(row: SourceRow) -> SourceSettings:
         quiet_minutes=row.quiet_minutes,
         enabled=row.enabled,
         schedule=row.schedule,
+        column_mapping=mapping_from_json(row.column_mapping),
+    )
+
+
+def mapping_to_json(mapping: ColumnMapping | None) -> str | None:
+    if mapping is None:
+        return None
+    return json.dumps(
+        {
+            "columns": mapping.columns,
+            "delimiter": mapping.delimiter,
+            "date_format": mapping.date_format,
+            "header": mapping.header,
+            "default_direction": mapping.default_direction.value,
+        }
+    )
+
+
+def mapping_from_json(text: str | None) -> ColumnMapping | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return ColumnMapping(
+        columns={str(k): int(v) for k, v in data["columns"].items()},
+        delimiter=data["delimiter"],
+        date_format=data["date_format"],
+        header=data["header"],
+        default_direction=Direction(data["default_direction"]),
     )
 
 
@@ -247,6 +276,7 @@ class SqlSourceRepository:
             quiet_minutes=source.quiet_minutes,
             enabled=source.enabled,
             schedule=source.schedule,
+            column_mapping=mapping_to_json(source.column_mapping),
             created_at=now,
             updated_at=now,
         )

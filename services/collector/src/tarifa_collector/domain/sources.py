@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.schedule import normalise
 from tarifa_common.errors import InvalidInput
 
@@ -25,6 +26,7 @@ class RecordFormat(StrEnum):
     AVAYA_SMDR = "avaya_smdr"
     ASTERISK_CSV = "asterisk_csv"
     FREESWITCH_CSV = "freeswitch_csv"
+    OPERATOR_CSV = "operator_csv"  # any delimited layout, through the source's column mapping
     TARIFA_JSON = "tarifa_json"  # one JSON object per line (POST /v1/cdrs, JSON-lines files)
 
 
@@ -56,6 +58,7 @@ class SourceSettings:
     quiet_minutes: int = 60
     enabled: bool = True
     schedule: str | None = None
+    column_mapping: ColumnMapping | None = None
 
     def validate(self) -> None:
         """Refuse a source that could not run, naming the setting to fix."""
@@ -82,6 +85,10 @@ class SourceSettings:
             raise InvalidInput("host", "an SMDR client needs the IP Office address to connect to")
         if self.kind is SourceKind.DROP_DIRECTORY and not self.directory:
             raise InvalidInput("directory", "a drop directory source needs the directory to watch")
+        if self.format is RecordFormat.OPERATOR_CSV:
+            if self.column_mapping is None:
+                raise InvalidInput("column_mapping", "an operator_csv source needs its column mapping")
+            self.column_mapping.validate()
         if self.schedule is not None:
             if self.kind is not SourceKind.DROP_DIRECTORY:
                 raise InvalidInput("schedule", "only a drop_directory source is imported on a schedule")

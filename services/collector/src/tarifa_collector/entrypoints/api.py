@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 
 from tarifa_collector import __doc__ as summary
 from tarifa_collector.adapters.intake import Intake
+from tarifa_collector.adapters.links import skip_header
 from tarifa_collector.adapters.replay import ReplayJob, ReplayJobs
-from tarifa_collector.adapters.repository import SqlSourceRepository, settings_of
+from tarifa_collector.adapters.repository import SqlSourceRepository, mapping_to_json, settings_of
 from tarifa_collector.adapters.tables import SourceRow, SourceStateRow
 from tarifa_collector.bootstrap import bootstrap
 from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.json_records import canonical_line
+from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.sources import (
     AfterImport,
     Connection,
@@ -25,6 +27,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_collector.entrypoints.schemas import (
     BatchResult,
+    ColumnMappingModel,
     PostedBatch,
     RecordError,
     ReplayRequest,
@@ -101,9 +104,23 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
         quiet_minutes=row.quiet_minutes,
         enabled=row.enabled,
         schedule=row.schedule,
+        column_mapping=_mapping_model(row),
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
         health=health,
+    )
+
+
+def _mapping_model(row: SourceRow) -> ColumnMappingModel | None:
+    mapping = settings_of(row).column_mapping
+    if mapping is None:
+        return None
+    return ColumnMappingModel(
+        columns=mapping.columns,
+        delimiter=mapping.delimiter,
+        date_format=mapping.date_format,
+        header=mapping.header,
+        default_direction=mapping.default_direction,
     )
 
 
@@ -120,6 +137,7 @@ def _settings_of(source_id: str, body: SourceCreate | SourceUpdate) -> SourceSet
         quiet_minutes=body.quiet_minutes,
         enabled=body.enabled,
         schedule=body.schedule,
+        column_mapping=ColumnMapping(**body.column_mapping.model_dump()) if body.column_mapping else None,
     )
     settings.validate()
     return settings
@@ -163,6 +181,7 @@ async def update_source(source_id: str, body: SourceUpdate, principal: Operator,
         for name in ("time_zone", "host", "port", "directory", "quiet_minutes", "enabled", "schedule"):
             setattr(row, name, getattr(settings, name))
         row.kind, row.format, row.after_import = settings.kind.value, settings.format.value, settings.after_import.value
+        row.column_mapping = mapping_to_json(settings.column_mapping)
         row.updated_at = utcnow()
         states = await repository.states(principal.tenant)
     return _public(row, states.get(source_id))
@@ -254,7 +273,7 @@ async def post_cdrs(
             raise InvalidInput("records", "send either JSON objects or lines of the source's format, not both")
         record_format = RecordFormat.TARIFA_JSON if objects else source.format
     elif content_type in ("text/csv", "text/plain"):
-        lines = [line for line in body.split(b"\n") if line.strip()]
+        lines = skip_header(source, [line for line in body.split(b"\n") if line.strip()])
         record_format = source.format
     else:
         raise InvalidInput("content-type", "send application/json or text/csv")
@@ -268,6 +287,7 @@ async def post_cdrs(
         format=record_format,
         time_zone=source.time_zone,
         quiet_minutes=source.quiet_minutes,
+        column_mapping=source.column_mapping,
     )
     outcome = await intake.ingest(principal.tenant, effective, lines, location="http batch")
     return BatchResult(

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.lines import LineSplitter
+from tarifa_collector.adapters.links import skip_header
 from tarifa_collector.adapters.replay import replay
 from tarifa_collector.adapters.repository import SqlSourceRepository, settings_of
 from tarifa_collector.bootstrap import MIGRATIONS
@@ -147,7 +148,7 @@ def commands() -> typer.Typer:
             async with units() as uow:
                 source = settings_of(await SqlSourceRepository(uow.session).get(tenant, source_id))
             splitter = LineSplitter()
-            lines = splitter.feed(file.read_bytes())
+            lines = skip_header(source, splitter.feed(file.read_bytes()))
             rest = splitter.rest()
             intake = Intake(units)
             totals = [0, 0, 0]

@@ -8,6 +8,21 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tarifa_collector.domain.sources import AfterImport, Connection, RecordFormat, SourceKind
+from tarifa_common.contracts import Direction
+
+
+class ColumnMappingModel(BaseModel):
+    """Which column (numbered from 1) holds which field of an operator's CSV."""
+
+    columns: dict[str, int] = Field(
+        examples=[{"started_at": 1, "duration_seconds": 4, "caller": 2, "dialled": 3, "call_id": 5}],
+        description="required: started_at, duration_seconds; optional: call_id, billable_seconds, caller, dialled, "
+        "extension, direction, disposition, trunk, account_code",
+    )
+    delimiter: str = Field(default=",", examples=[";"])
+    date_format: str = Field(default="%Y-%m-%d %H:%M:%S", examples=["%d/%m/%Y %H:%M:%S"])
+    header: bool = Field(default=True, description="files start with a line of column names")
+    default_direction: Direction = Direction.OUTBOUND
 
 
 class SourceBase(BaseModel):
@@ -22,6 +37,7 @@ class SourceBase(BaseModel):
     after_import: AfterImport = Field(default=AfterImport.ARCHIVE, description="what to do with an imported file")
     quiet_minutes: int = Field(default=60, ge=1, description="silence longer than this raises an alert")
     enabled: bool = True
+    column_mapping: ColumnMappingModel | None = Field(default=None, description="operator_csv only")
     schedule: str | None = Field(
         default=None,
         examples=["0 3 1 * *"],
