@@ -31,4 +31,10 @@ class CollectorSettings(ServiceSettings):
     directory_settle_seconds: float = Field(
         default=2.0, ge=0, description="a dropped file is read once it has not changed for this long"
     )
+    republish_on_start_hours: float = Field(
+        default=0,
+        ge=0,
+        description="on start, re-publish the calls of the last N hours of every source (the embedded broker "
+        "forgets its topics on restart; consumers skip what they have by event id). 0: off",
+    )
     http_max_batch: int = Field(default=5000, ge=1, le=100_000, description="records per POST /v1/cdrs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,46 @@ async def test_records_taken_while_the_broker_is_down_are_published_when_it_is_b
         await client.aclose()
         await app_runtime.stop()
         await down.stop()
+
+
+async def test_a_restarted_collector_republishes_recent_calls_to_a_fresh_broker(tmp_path: Path) -> None:
+    first_broker = EmbeddedBroker(free_port(), log_file=tmp_path / "first.log")
+    await first_broker.start()
+    database = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    tenant = unique("tenant")
+    first_settings = collector_settings(first_broker.bootstrap_servers, database)
+    runtime, client = await start_collector(first_settings)
+    collector = Collector(client, runtime, first_settings, tenant, first_broker.bootstrap_servers)
+    try:
+        await collector.add_source(id="feed", kind="http")
+        now = datetime.now(UTC).replace(microsecond=0, tzinfo=None).isoformat()
+        posted = await client.post(
+            "/v1/cdrs",
+            params={"source_id": "feed"},
+            json={"records": [{"call_id": "r1", "started_at": now, "duration_seconds": 5, "billable_seconds": 5,
+                               "direction": "outbound"}]},
+            headers=collector.headers("ingest"),
+        )  # fmt: skip
+        assert posted.json()["accepted"] == 1
+    finally:
+        await client.aclose()
+        await runtime.stop()
+        await first_broker.stop()
+
+    fresh_broker = EmbeddedBroker(free_port(), log_file=tmp_path / "fresh.log")
+    await fresh_broker.start()
+    settings = collector_settings(fresh_broker.bootstrap_servers, database, republish_on_start_hours=24)
+    runtime, client = await start_collector(settings)
+    try:
+
+        async def republished() -> list[str]:
+            events = await snapshot(fresh_broker.bootstrap_servers, topics.CDR_RAW.name)
+            mine = [str(e.data["call_id"]) for e in events if e.tenant == tenant]
+            assert mine
+            return mine
+
+        assert await eventually(republished) == ["r1"]
+    finally:
+        await client.aclose()
+        await runtime.stop()
+        await fresh_broker.stop()

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tarifa_collector import handlers
 from tarifa_collector.adapters.repository import SqlCollectorStore, SqlSourceRepository
@@ -62,6 +62,16 @@ async def replay(
         progress(done, max(total, done))
         if after is None:
             return done
+
+
+async def republish_recent(units: UnitOfWorkFactory, sources: list[tuple[str, str]], hours: float) -> int:
+    """Re-publish every source's calls that started in the last `hours` (and any dated ahead)."""
+    now = utcnow()
+    total = 0
+    for tenant, source_id in sources:
+        total += await replay(units, tenant, source_id, now - timedelta(hours=hours), now + timedelta(days=366))
+    log.info("re-published %d calls of the last %.0f hours", total, hours)
+    return total
 
 
 class ReplayJobs:
