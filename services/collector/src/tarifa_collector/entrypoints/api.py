@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 
@@ -77,6 +78,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
     health = SourceHealth(connection=Connection.IDLE)
+    # "today" is the source's day, as the counters roll over at the PBX's midnight
+    today = utcnow().astimezone(ZoneInfo(row.time_zone)).date().isoformat()
     if state is not None:
         health = SourceHealth(
             connection=Connection(state.connection),
@@ -84,8 +87,8 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
             connection_changed_at=_aware(state.connection_changed_at),
             last_record_at=_aware(state.last_record_at),
             last_call_start=_aware(state.last_call_start),
-            records_today=state.records_today if state.day == utcnow().date().isoformat() else 0,
-            rejects_today=state.rejects_today if state.day == utcnow().date().isoformat() else 0,
+            records_today=state.records_today if state.day == today else 0,
+            rejects_today=state.rejects_today if state.day == today else 0,
             records_total=state.records_total,
             rejects_total=state.rejects_total,
             silent=state.silent_alert,
