@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from collector_harness import Collector
+from collector_harness import Collector, collector_settings, start_collector
 
 from tarifa_collector.fake_ipoffice import FakeIpOffice, smdr_line
 from tarifa_common import topics
-from tarifa_common.broker import free_port
+from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.contracts import CDR_COLLECTED, CollectedCdr, RejectedRecord
-from tarifa_common.testing import eventually
+from tarifa_common.testing import eventually, unique
 
 pytestmark = pytest.mark.broker
 
@@ -112,3 +114,31 @@ async def test_legs_of_a_transferred_call_arriving_apart_make_one_call(sqlite_co
     assert transferred.transferred
     assert (transferred.extension, transferred.answered_by) == ("203", "204")
     assert len(transferred.legs) == 2
+
+
+async def test_legs_whose_last_record_never_comes_are_published_incomplete_not_lost(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings = collector_settings(
+        broker.bootstrap_servers, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", leg_timeout_minutes=0.01
+    )
+    runtime, client = await start_collector(settings)
+    collector = Collector(client, runtime, settings, unique("tenant"), broker.bootstrap_servers)
+    try:
+        port = free_port()
+        await collector.add_source(id="pbx-restart", kind="smdr_listener", port=port)
+
+        async def listening() -> None:
+            assert (await collector.source("pbx-restart"))["health"]["connection"] == "listening"
+
+        await eventually(listening)
+        # the first leg of a transfer, then the PBX restarts: the last record never comes
+        await FakeIpOffice.send_to("127.0.0.1", port, [smdr_line(4000, connected="00:00:40", continuation=1)])
+
+        [call] = await calls_of(collector, 1)
+        assert call.call_id == "4000"
+        assert not call.complete
+        assert call.billable_seconds == 40
+    finally:
+        await client.aclose()
+        await runtime.stop()
