@@ -26,7 +26,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_common import alerts, topics
 from tarifa_common.contracts import CDR_COLLECTED, CDR_REJECTED, CollectedCdr, RejectedRecord
-from tarifa_common.events import Event, deterministic_id
+from tarifa_common.events import Event, deterministic_id, dumps
 from tarifa_common.unit_of_work import UnitOfWork
 
 SERVICE = "collector"
@@ -62,7 +62,9 @@ class CollectorStore(Protocol):
 
     async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None: ...
 
-    async def save_calls(self, calls: Sequence[CollectedCdr], collected_at: datetime) -> None: ...
+    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
+        """Keep each call with its JSON payload (the event's data, serialised once)."""
+        ...
 
     async def state(self, tenant: str, source_id: str) -> SourceState: ...
 
@@ -123,8 +125,17 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> None:
-    await uow.emit_many([(collected_event(call), topics.CDR_RAW, call.source_id) for call in calls])
+async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> list[Event]:
+    events = [collected_event(call) for call in calls]
+    await uow.emit_many([(event, topics.CDR_RAW, call.source_id) for event, call in zip(events, calls, strict=True)])
+    return events
+
+
+async def _save_and_publish(
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[CollectedCdr], now: datetime
+) -> None:
+    events = await _publish(uow, calls)
+    await store.save_calls([(call, dumps(event.data).decode()) for call, event in zip(calls, events, strict=True)], now)
 
 
 async def ingest_lines(
@@ -222,8 +233,7 @@ async def ingest_lines(
         inserted = await store.archive(archive)
         outcome.duplicates += len(archive) - len(inserted)
         calls = [call for call in parsed_calls.values() if call.record_id in inserted]
-    await store.save_calls(calls, now)
-    await _publish(uow, calls)
+    await _save_and_publish(uow, store, calls, now)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
     outcome.accepted = len(inserted)
@@ -262,8 +272,7 @@ async def flush_stale_legs(
         call = smdr.assemble_call(legs, source, complete=False)
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
-    await store.save_calls(calls, now)
-    await _publish(uow, calls)
+    await _save_and_publish(uow, store, calls, now)
     return calls
 
 

@@ -106,7 +106,7 @@ class SqlCollectorStore:
             .values(call_record_id=call_record_id)
         )
 
-    async def save_calls(self, calls: Sequence[CollectedCdr], collected_at: datetime) -> None:
+    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
         if calls:
             await (await self.session.connection()).execute(
                 self._insert(CallRow).on_conflict_do_nothing(index_elements=["record_id"]),
@@ -117,9 +117,9 @@ class SqlCollectorStore:
                         "source_id": call.source_id,
                         "started_at": call.started_at,
                         "collected_at": collected_at,
-                        "payload": call.model_dump_json(),
+                        "payload": payload,
                     }
-                    for call in calls
+                    for call, payload in calls
                 ],
             )
 
