@@ -347,14 +347,22 @@ def _raise(uow: UnitOfWork, state: SourceState, condition: str, summary: str, de
 
 
 async def record_connection(
-    store: CollectorStore, tenant: str, source_id: str, connection: Connection, peer: str | None, now: datetime
+    store: CollectorStore,
+    tenant: str,
+    source_id: str,
+    connection: Connection,
+    peer: str | None,
+    now: datetime,
+    error: str | None = None,
 ) -> None:
-    """Note a link's state for `GET /v1/sources` and the watchdog."""
+    """Note a link's state (and why it failed, until it works again) for `GET /v1/sources` and the watchdog."""
     state = await store.state(tenant, source_id)
     if state.connection is not connection:
         state.connection_changed_at = now
     state.connection = connection
     state.peer = peer
+    if error is not None or connection in (Connection.LISTENING, Connection.CONNECTED):
+        state.last_error = error
     await store.save_state(state)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from collector_harness import Collector
 
@@ -219,3 +221,26 @@ async def test_an_operator_csv_source_reads_its_own_layout_and_skips_the_header(
         "/v1/sources", json={"id": "telco2", "kind": "http", "format": "operator_csv"}, headers=collector.headers()
     )
     assert no_mapping.json()["errors"][0]["field"] == "column_mapping"
+
+
+async def test_a_link_that_cannot_run_says_why_in_its_health(sqlite_collector: Collector) -> None:
+    collector = sqlite_collector
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        await collector.add_source(id="pbx-busy-port", kind="smdr_listener", port=port)
+        await collector.add_source(id="pbx-away", kind="smdr_client", host="127.0.0.1", port=free_port())
+
+        async def failed() -> None:
+            listener = (await collector.source("pbx-busy-port"))["health"]
+            assert listener["connection"] == "failed"
+            assert "address already in use" in listener["last_error"].lower()
+            client = (await collector.source("pbx-away"))["health"]
+            assert client["last_error"].startswith("cannot connect to 127.0.0.1:")
+
+        await eventually(failed)
+    finally:
+        taken.close()

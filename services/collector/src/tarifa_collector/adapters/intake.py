@@ -59,10 +59,18 @@ class Intake:
             log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)
         return outcome
 
-    async def connection(self, tenant: str, source_id: str, connection: Connection, peer: str | None = None) -> None:
+    async def connection(
+        self, tenant: str, source_id: str, connection: Connection, peer: str | None = None, error: str | None = None
+    ) -> None:
         async with self.units() as uow:
             await handlers.record_connection(
-                SqlCollectorStore(uow.session), tenant, source_id, connection, peer, utcnow()
+                SqlCollectorStore(uow.session),
+                tenant,
+                source_id,
+                connection,
+                peer,
+                utcnow(),
+                error[:500] if error else None,
             )
 
     async def sources(self) -> list[SourceRow]:

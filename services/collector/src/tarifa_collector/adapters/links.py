@@ -118,7 +118,13 @@ class SmdrClient:
                 log.warning(
                     "SMDR client %s cannot reach %s: %s; retrying in %.1fs", self.source.id, peer, error, backoff
                 )
-                await self.intake.connection(self.tenant, self.source.id, Connection.DISCONNECTED, peer)
+                await self.intake.connection(
+                    self.tenant,
+                    self.source.id,
+                    Connection.DISCONNECTED,
+                    peer,
+                    error=f"cannot connect to {peer}: {error or type(error).__name__}",
+                )
             else:
                 await self.intake.connection(self.tenant, self.source.id, Connection.CONNECTED, peer)
                 try:
@@ -265,8 +271,12 @@ class SourceRunner:
             await factory()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("source %s/%s stopped; it restarts at the next reconcile", *key)
+            with contextlib.suppress(Exception):
+                await self.intake.connection(
+                    key[0], key[1], Connection.FAILED, None, error=f"{type(error).__name__}: {error}"
+                )
 
     async def run(self) -> None:
         try:

@@ -153,6 +153,7 @@ class SqlCollectorStore:
             rejects_total=row.rejects_total,
             silent_alert=row.silent_alert,
             link_alert=row.link_alert,
+            last_error=row.last_error,
         )
 
     async def save_state(self, state: SourceState) -> None:

@@ -81,3 +81,4 @@ class SourceStateRow(SQLModel, table=True):
     rejects_total: int = 0
     silent_alert: bool = False
     link_alert: bool = False
+    last_error: str | None = Field(default=None, max_length=500)

@@ -41,6 +41,7 @@ class Connection(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"  # the link dropped; retrying or waiting for the PBX
+    FAILED = "failed"  # the link cannot run (port in use, bad address); `last_error` says why
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,7 @@ class SourceState:
     rejects_total: int = 0
     silent_alert: bool = False
     link_alert: bool = False
+    last_error: str | None = None
 
     def count(self, *, accepted: int, rejected: int, today: str) -> None:
         if self.day != today:

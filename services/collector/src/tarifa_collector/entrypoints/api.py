@@ -93,6 +93,7 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
             rejects_total=state.rejects_total,
             silent=state.silent_alert,
             link_down=state.link_alert,
+            last_error=state.last_error,
         )
     return SourcePublic(
         id=row.id,

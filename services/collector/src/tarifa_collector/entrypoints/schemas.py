@@ -66,6 +66,9 @@ class SourceHealth(BaseModel):
     rejects_total: int = 0
     silent: bool = Field(default=False, description="an alert for silence is open")
     link_down: bool = Field(default=False, description="an alert for a dropped link is open")
+    last_error: str | None = Field(
+        default=None, examples=["OSError: [Errno 98] address already in use"], description="why the link last failed"
+    )
 
 
 class SourcePublic(SourceCreate):
