@@ -92,6 +92,13 @@ class CollectedCdr(Contract):
     trunk: str | None = None
     account_code: str | None = None
     raw: str = Field(description="the source record(s), as text")
+    complete: bool = Field(
+        default=True,
+        description="false when the PBX never sent the call's last record and the collector gave up waiting",
+    )
+    leg_record_ids: list[str] = Field(
+        default_factory=list, description="the archive ids of the source records this call was made of"
+    )
 
 
 class RejectedRecord(Contract):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,11 @@ class UnitOfWork:
         rows, self._outbox = self._outbox, []
         if rows:
             await stage_many(self.session, rows)
+
+    async def emit_many(self, items: Sequence[tuple[Event, Topic | str, str | None]]) -> None:
+        """`emit` for many events at once (written with the rest of the outbox, in one executemany)."""
+        for event, topic, key in items:
+            self.emit(event, topic, key)
 
 
 class UnitOfWorkFactory:

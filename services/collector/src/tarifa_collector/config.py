@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from tarifa_common.config import ServiceSettings
@@ -12,3 +13,28 @@ class CollectorSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8101
 
     model_config = SettingsConfigDict(env_prefix="TARIFA_COLLECTOR_", extra="ignore", validate_default=True)
+
+    smdr_bind_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - IP Office connects from the LAN; a source's `host` narrows it
+        description="address SMDR listeners bind to when a source names no host",
+    )
+    reconcile_seconds: float = Field(default=2.0, gt=0, description="how often running links follow source changes")
+    watchdog_seconds: float = Field(
+        default=30.0, gt=0, description="how often silent sources and dropped links are checked"
+    )
+    link_grace_seconds: float = Field(default=60.0, ge=0, description="a link down longer than this raises an alert")
+    leg_timeout_minutes: float = Field(
+        default=120.0, gt=0, description="SMDR legs whose last record never came are published incomplete after this"
+    )
+    client_max_backoff_seconds: float = Field(default=30.0, gt=0, description="longest wait between reconnects")
+    directory_poll_seconds: float = Field(default=5.0, gt=0)
+    directory_settle_seconds: float = Field(
+        default=2.0, ge=0, description="a dropped file is read once it has not changed for this long"
+    )
+    republish_on_start_hours: float = Field(
+        default=0,
+        ge=0,
+        description="on start, re-publish the calls of the last N hours of every source (the embedded broker "
+        "forgets its topics on restart; consumers skip what they have by event id). 0: off",
+    )
+    http_max_batch: int = Field(default=5000, ge=1, le=100_000, description="records per POST /v1/cdrs")

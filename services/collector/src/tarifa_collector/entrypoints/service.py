@@ -1,5 +1,6 @@
 """How the `tarifa` CLI finds the collector (entry point `tarifa.services`)."""
 
+import typer
 from fastapi import FastAPI
 
 from tarifa_collector.config import CollectorSettings
@@ -13,9 +14,16 @@ def _create_app(settings: ServiceSettings) -> FastAPI:
     return create_app(settings)
 
 
+def _commands() -> typer.Typer:
+    from tarifa_collector.entrypoints.cli import commands
+
+    return commands()
+
+
 SPEC = ServiceSpec(
     name="collector",
     summary="Call records from PBXs, files and APIs into cdr.raw.",
     settings=CollectorSettings,
     create_app=_create_app,
+    commands=_commands,
 )

@@ -1,0 +1,98 @@
+"""Where records enter: one transaction per batch through the handlers, on the service's database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from tarifa_collector import handlers
+from tarifa_collector.adapters.repository import SqlCollectorStore, SqlSourceRepository, settings_of
+from tarifa_collector.adapters.tables import SourceRow
+from tarifa_collector.domain.records import SourceContext
+from tarifa_collector.domain.sources import Connection, Health, SourceKind, SourceSettings
+from tarifa_common.events import utcnow
+from tarifa_common.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+# One batch at a time per source in this process (two connections of one PBX, a file and a
+# re-send): the database would serialise them anyway, this just avoids the lock waits.
+_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+def context_of(tenant: str, source: SourceSettings) -> SourceContext:
+    return SourceContext(
+        tenant=tenant, source_id=source.id, source_kind=source.format.value, time_zone=source.time_zone
+    )
+
+
+class Intake:
+    """Runs the collector's handlers, each in its own unit of work."""
+
+    def __init__(self, units: UnitOfWorkFactory) -> None:
+        self.units = units
+
+    async def ingest(
+        self,
+        tenant: str,
+        source: SourceSettings,
+        lines: Sequence[bytes],
+        *,
+        location: str,
+        incomplete: Sequence[bytes] = (),
+    ) -> handlers.IngestOutcome:
+        lock = _LOCKS.setdefault((tenant, source.id), asyncio.Lock())
+        async with lock, self.units() as uow:
+            outcome = await handlers.ingest_lines(
+                uow,
+                SqlCollectorStore(uow.session),
+                context_of(tenant, source),
+                source.format,
+                lines,
+                location=location,
+                now=utcnow(),
+                incomplete=incomplete,
+                mapping=source.column_mapping,
+            )
+        if outcome.rejected:
+            log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)
+        return outcome
+
+    async def connection(
+        self, tenant: str, source_id: str, connection: Connection, peer: str | None = None, error: str | None = None
+    ) -> None:
+        async with self.units() as uow:
+            await handlers.record_connection(
+                SqlCollectorStore(uow.session),
+                tenant,
+                source_id,
+                connection,
+                peer,
+                utcnow(),
+                error[:500] if error else None,
+            )
+
+    async def sources(self) -> list[SourceRow]:
+        async with self.units() as uow:
+            return await SqlSourceRepository(uow.session).list()
+
+    async def watch(self, row: SourceRow, *, link_grace: timedelta, leg_timeout: timedelta) -> None:
+        """One watchdog round for one source: alerts for silence or a dropped link, stale legs flushed."""
+        source = settings_of(row)
+        now = utcnow()
+        async with self.units() as uow:
+            store = SqlCollectorStore(uow.session)
+            health = Health(
+                kind=source.kind,
+                quiet_minutes=source.quiet_minutes,
+                created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo),
+                last_record_at=None,
+                connection=Connection.IDLE,
+                connection_changed_at=None,
+            )
+            await handlers.check_health(uow, store, health, row.tenant, row.id, now=now, link_grace=link_grace)
+            if source.kind in (SourceKind.SMDR_LISTENER, SourceKind.SMDR_CLIENT):
+                await handlers.flush_stale_legs(
+                    uow, store, context_of(row.tenant, source), received_before=now - leg_timeout, now=now
+                )

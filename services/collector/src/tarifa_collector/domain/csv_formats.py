@@ -1,0 +1,246 @@
+"""Asterisk `cdr_csv` (Master.csv) and FreeSWITCH `mod_cdr_csv` (default template) rows as calls.
+
+Both are CSV with quoted strings, read with the standard `csv` module. Each row is already one
+call (Asterisk and FreeSWITCH write a row per bridged call), so a row is a billable call.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+
+from tarifa_collector.domain.records import Rejection, SourceContext, decode_line, record_id, to_utc
+from tarifa_common.contracts import CallLeg, CollectedCdr, Direction, Disposition
+
+ASTERISK_KIND = "asterisk_csv"
+FREESWITCH_KIND = "freeswitch_csv"
+
+# Master.csv: 16 fixed columns, then uniqueid, userfield, and (Asterisk 12+) peeraccount,
+# linkedid, sequence.
+ASTERISK_COLUMNS = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+    "peeraccount",
+    "linkedid",
+    "sequence",
+)
+ASTERISK_DISPOSITIONS = {
+    "ANSWERED": Disposition.ANSWERED,
+    "NO ANSWER": Disposition.NO_ANSWER,
+    "BUSY": Disposition.BUSY,
+    "FAILED": Disposition.FAILED,
+    "CONGESTION": Disposition.CONGESTION,
+}
+# mod_cdr_csv's default template (conf/autoload_configs/cdr_csv.conf.xml, template "example").
+FREESWITCH_COLUMNS = (
+    "caller_id_name",
+    "caller_id_number",
+    "destination_number",
+    "context",
+    "start_stamp",
+    "answer_stamp",
+    "end_stamp",
+    "duration",
+    "billsec",
+    "hangup_cause",
+    "uuid",
+    "bleg_uuid",
+    "accountcode",
+    "read_codec",
+    "write_codec",
+)
+FREESWITCH_CAUSES = {
+    "NORMAL_CLEARING": Disposition.ANSWERED,
+    "NO_ANSWER": Disposition.NO_ANSWER,
+    "NO_USER_RESPONSE": Disposition.NO_ANSWER,
+    "ORIGINATOR_CANCEL": Disposition.NO_ANSWER,
+    "USER_BUSY": Disposition.BUSY,
+    "NORMAL_CIRCUIT_CONGESTION": Disposition.CONGESTION,
+    "SWITCH_CONGESTION": Disposition.CONGESTION,
+}
+
+
+def _row(raw: bytes) -> tuple[str, list[str]] | Rejection:
+    text = decode_line(raw)
+    if isinstance(text, Rejection):
+        return text
+    if not text.strip():
+        return Rejection("empty line", raw)
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as error:
+        return Rejection(f"not a CSV row: {error}", raw)
+    if len(rows) != 1:
+        return Rejection("not a CSV row", raw)
+    return text, rows[0]
+
+
+def _stamp(value: str) -> datetime | None:
+    """`YYYY-MM-DD HH:MM:SS` as both write it (local time), else None."""
+    try:
+        parsed = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - local time of the PBX, zone applied after
+    except ValueError:
+        return None
+    return parsed
+
+
+def _count(value: str) -> int | None:
+    return int(value) if value.isdigit() and value.isascii() and len(value) <= 9 else None
+
+
+def _classify(src: str, dst: str) -> Direction:
+    """Short numbers on both sides are extensions: internal; a short caller dialled out; else inbound."""
+    src_is_extension = 0 < len(src) <= 6
+    dst_is_extension = 0 < len(dst) <= 6
+    if src_is_extension and dst_is_extension:
+        return Direction.INTERNAL
+    if src_is_extension:
+        return Direction.OUTBOUND
+    return Direction.INBOUND
+
+
+def parse_asterisk(raw: bytes, source: SourceContext) -> CollectedCdr | Rejection:
+    """One Master.csv row (16 to 21 columns) as a call; never raises."""
+    parsed = _row(raw)
+    if isinstance(parsed, Rejection):
+        return parsed
+    text, cells = parsed
+    if not 16 <= len(cells) <= len(ASTERISK_COLUMNS):
+        return Rejection(f"row has {len(cells)} columns; Asterisk Master.csv has 16 to 21", raw)
+    row = dict(zip(ASTERISK_COLUMNS, cells, strict=False))
+    start = _stamp(row["start"])
+    if start is None:
+        return Rejection(f"column 10 (start): {row['start']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    answer = _stamp(row["answer"]) if row["answer"] else None
+    if row["answer"] and answer is None:
+        return Rejection(f"column 11 (answer): {row['answer']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    end = _stamp(row["end"])
+    if end is None:
+        return Rejection(f"column 12 (end): {row['end']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    duration, billsec = _count(row["duration"]), _count(row["billsec"])
+    if duration is None:
+        return Rejection(f"column 13 (duration): {row['duration']!r} is not a number of seconds", raw)
+    if billsec is None:
+        return Rejection(f"column 14 (billsec): {row['billsec']!r} is not a number of seconds", raw)
+    disposition = ASTERISK_DISPOSITIONS.get(row["disposition"])
+    if disposition is None:
+        return Rejection(
+            f"column 15 (disposition): {row['disposition']!r} is not one of {', '.join(ASTERISK_DISPOSITIONS)}", raw
+        )
+    zone = source.zone
+    direction = _classify(row["src"], row["dst"])
+    extension = row["src"] if direction is not Direction.INBOUND else row["dst"]
+    started_at = to_utc(start, zone)
+    return CollectedCdr(
+        tenant=source.tenant,
+        source_id=source.source_id,
+        source_kind=ASTERISK_KIND,
+        record_id=record_id(source, text),
+        call_id=row.get("linkedid") or row.get("uniqueid") or record_id(source, text),
+        legs=[
+            CallLeg(
+                extension=extension or None,
+                party=row["dstchannel"] or None,
+                started_at=started_at,
+                answered_at=to_utc(answer, zone) if answer else None,
+                ended_at=to_utc(end, zone),
+                ring_seconds=max(duration - billsec, 0),
+                talk_seconds=billsec,
+            )
+        ],
+        started_at=started_at,
+        local_start=start.isoformat(),
+        time_zone=source.time_zone,
+        answered_at=to_utc(answer, zone) if answer else None,
+        ended_at=to_utc(end, zone),
+        duration_seconds=duration,
+        billable_seconds=billsec if disposition is Disposition.ANSWERED else 0,
+        direction=direction,
+        disposition=disposition,
+        caller=row["src"],
+        dialled=row["dst"],
+        extension=extension or None,
+        trunk=row["dstchannel"] if direction is Direction.OUTBOUND and row["dstchannel"] else None,
+        account_code=row["accountcode"] or None,
+        raw=text,
+    )
+
+
+def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Rejection:
+    """One row of mod_cdr_csv's default template (15 columns) as a call; never raises."""
+    parsed = _row(raw)
+    if isinstance(parsed, Rejection):
+        return parsed
+    text, cells = parsed
+    if len(cells) != len(FREESWITCH_COLUMNS):
+        return Rejection(f"row has {len(cells)} columns; the FreeSWITCH default template has 15", raw)
+    row = dict(zip(FREESWITCH_COLUMNS, cells, strict=True))
+    start = _stamp(row["start_stamp"])
+    if start is None:
+        return Rejection(f"column 5 (start_stamp): {row['start_stamp']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    answer = _stamp(row["answer_stamp"]) if row["answer_stamp"] else None
+    end = _stamp(row["end_stamp"])
+    if end is None:
+        return Rejection(f"column 7 (end_stamp): {row['end_stamp']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    duration, billsec = _count(row["duration"]), _count(row["billsec"])
+    if duration is None:
+        return Rejection(f"column 8 (duration): {row['duration']!r} is not a number of seconds", raw)
+    if billsec is None:
+        return Rejection(f"column 9 (billsec): {row['billsec']!r} is not a number of seconds", raw)
+    if billsec > 0:
+        disposition = Disposition.ANSWERED
+    else:
+        disposition = FREESWITCH_CAUSES.get(row["hangup_cause"], Disposition.FAILED)
+        if disposition is Disposition.ANSWERED:
+            disposition = Disposition.NO_ANSWER
+    zone = source.zone
+    direction = _classify(row["caller_id_number"], row["destination_number"])
+    extension = row["caller_id_number"] if direction is not Direction.INBOUND else row["destination_number"]
+    started_at = to_utc(start, zone)
+    return CollectedCdr(
+        tenant=source.tenant,
+        source_id=source.source_id,
+        source_kind=FREESWITCH_KIND,
+        record_id=record_id(source, text),
+        call_id=row["uuid"] or record_id(source, text),
+        legs=[
+            CallLeg(
+                extension=extension or None,
+                started_at=started_at,
+                answered_at=to_utc(answer, zone) if answer else None,
+                ended_at=to_utc(end, zone),
+                ring_seconds=max(duration - billsec, 0),
+                talk_seconds=billsec,
+            )
+        ],
+        started_at=started_at,
+        local_start=start.isoformat(),
+        time_zone=source.time_zone,
+        answered_at=to_utc(answer, zone) if answer else None,
+        ended_at=to_utc(end, zone),
+        duration_seconds=duration,
+        billable_seconds=billsec,
+        direction=direction,
+        disposition=disposition,
+        caller=row["caller_id_number"],
+        dialled=row["destination_number"],
+        extension=extension or None,
+        account_code=row["accountcode"] or None,
+        raw=text,
+    )

@@ -1,0 +1,388 @@
+"""The collector's use cases: take records in, turn them into calls, watch sources, replay; one function each.
+
+Handlers run inside a unit of work (one transaction) and reach storage through the
+`CollectorStore` port, which `adapters.repository` implements on SQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
+from tarifa_collector.domain.records import Rejection, SourceContext
+from tarifa_collector.domain.sources import (
+    Connection,
+    Health,
+    RecordFormat,
+    SourceState,
+    is_silent,
+    link_is_down,
+)
+from tarifa_common import alerts, topics
+from tarifa_common.contracts import CDR_COLLECTED, CDR_REJECTED, CollectedCdr, RejectedRecord
+from tarifa_common.events import Event, deterministic_id, dumps
+from tarifa_common.unit_of_work import UnitOfWork
+
+SERVICE = "collector"
+ROW_PARSERS: dict[RecordFormat, Callable[[bytes, SourceContext], CollectedCdr | Rejection]] = {
+    RecordFormat.ASTERISK_CSV: csv_formats.parse_asterisk,
+    RecordFormat.FREESWITCH_CSV: csv_formats.parse_freeswitch,
+    RecordFormat.TARIFA_JSON: json_records.parse_json_line,
+}
+INCOMPLETE_REASON = "incomplete record: the connection or file ended before its line end"
+
+
+@dataclass(frozen=True, slots=True)
+class NewArchiveRecord:
+    id: str
+    tenant: str
+    source_id: str
+    received_at: datetime
+    call_id: str | None
+    call_record_id: str | None
+    raw: str
+
+
+class CollectorStore(Protocol):
+    """What the handlers need of storage (adapters.repository.SqlCollectorStore)."""
+
+    async def pending_legs(self, tenant: str, source_id: str, call_ids: Collection[str]) -> list[str]: ...
+
+    async def stale_pending_legs(self, tenant: str, source_id: str, received_before: datetime) -> list[str]: ...
+
+    async def archive(self, records: Sequence[NewArchiveRecord]) -> set[str]:
+        """Insert the records whose id is new (atomically, even against a concurrent writer); return their ids."""
+        ...
+
+    async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None: ...
+
+    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
+        """Keep each call with its JSON payload (the event's data, serialised once)."""
+        ...
+
+    async def state(self, tenant: str, source_id: str) -> SourceState: ...
+
+    async def save_state(self, state: SourceState) -> None: ...
+
+    async def calls_between(
+        self,
+        tenant: str,
+        source_id: str,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[CollectedCdr]: ...
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    """What became of a batch of lines: counts, the calls published and per-line rejections."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    calls: list[CollectedCdr] = field(default_factory=list)
+    rejections: list[tuple[int, str]] = field(default_factory=list, repr=False)
+
+
+def collected_event(call: CollectedCdr) -> Event:
+    """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id."""
+    return Event(
+        type=CDR_COLLECTED,
+        source=f"tarifa/collector/{call.source_id}",
+        tenant=call.tenant,
+        subject=call.call_id,
+        id=call.record_id,
+        data=call.model_dump(mode="json"),
+    )
+
+
+def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection, location: str, now: datetime) -> None:
+    record = RejectedRecord(
+        tenant=source.tenant,
+        source_id=source.source_id,
+        source_kind=source.source_kind,
+        reason=rejection.reason,
+        raw_base64=base64.b64encode(rejection.raw).decode(),
+        location=location,
+        received_at=now,
+    )
+    event = Event(
+        type=CDR_REJECTED,
+        source=f"tarifa/collector/{source.source_id}",
+        tenant=source.tenant,
+        subject=source.source_id,
+        id=deterministic_id(source.tenant, source.source_id, "rejected", location, record.raw_base64),
+        data=record.model_dump(mode="json"),
+    )
+    uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
+
+
+async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> list[Event]:
+    events = [collected_event(call) for call in calls]
+    await uow.emit_many([(event, topics.CDR_RAW, call.source_id) for event, call in zip(events, calls, strict=True)])
+    return events
+
+
+async def _save_and_publish(
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[CollectedCdr], now: datetime
+) -> None:
+    events = await _publish(uow, calls)
+    await store.save_calls([(call, dumps(event.data).decode()) for call, event in zip(calls, events, strict=True)], now)
+
+
+async def ingest_lines(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    source: SourceContext,
+    record_format: RecordFormat,
+    lines: Sequence[bytes],
+    *,
+    location: str,
+    now: datetime,
+    incomplete: Sequence[bytes] = (),
+    mapping: operator_csv.ColumnMapping | None = None,
+) -> IngestOutcome:
+    """Archive every new record, publish the calls they complete, reject what cannot be read.
+
+    All in the caller's transaction: a record counts as received only once this commits.
+    `incomplete` are line fragments cut by a dropped connection or a file without a final line
+    end: rejected whatever they look like, since a cut record can still parse (with a wrong value).
+    """
+    outcome = IngestOutcome()
+    rejections: list[tuple[int, Rejection]] = [
+        (len(lines) + number, Rejection(INCOMPLETE_REASON, fragment))
+        for number, fragment in enumerate(incomplete, start=1)
+    ]
+    archive: list[NewArchiveRecord] = []
+    calls: list[CollectedCdr] = []
+    if record_format is RecordFormat.AVAYA_SMDR:
+        legs: dict[str, smdr.SmdrLeg] = {}
+        for number, raw in enumerate(lines, start=1):
+            parsed = smdr.parse_line(raw, source)
+            if isinstance(parsed, Rejection):
+                rejections.append((number, parsed))
+            elif parsed.record_id in legs:
+                outcome.duplicates += 1
+            else:
+                legs[parsed.record_id] = parsed
+        by_call: dict[str, list[smdr.SmdrLeg]] = defaultdict(list)
+        for leg in legs.values():
+            by_call[leg.call_id].append(leg)
+        finished = [call_id for call_id, group in by_call.items() if smdr.is_complete(group)]
+        earlier: dict[str, list[smdr.SmdrLeg]] = defaultdict(list)
+        for raw_leg in await store.pending_legs(source.tenant, source.source_id, finished) if finished else []:
+            parsed = smdr.parse_line(raw_leg.encode(), source)
+            if isinstance(parsed, smdr.SmdrLeg) and parsed.record_id not in legs:
+                earlier[parsed.call_id].append(parsed)
+        assembled: dict[str, CollectedCdr] = {
+            call_id: smdr.assemble_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
+        }
+        archive = [
+            NewArchiveRecord(
+                leg.record_id,
+                source.tenant,
+                source.source_id,
+                now,
+                leg.call_id,
+                assembled[leg.call_id].record_id if leg.call_id in assembled else None,
+                leg.raw,
+            )
+            for leg in legs.values()
+        ]
+        inserted = await store.archive(archive)
+        outcome.duplicates += len(archive) - len(inserted)
+        # A call goes out when its last record is new here: a re-sent final record was published before.
+        for call_id, call in assembled.items():
+            final = next(leg for leg in by_call[call_id] if not leg.continuation)
+            if final.record_id in inserted:
+                calls.append(call)
+                if earlier[call_id]:
+                    await store.assign_call([leg.record_id for leg in earlier[call_id]], call.record_id)
+    else:
+        if record_format is RecordFormat.OPERATOR_CSV:
+            if mapping is None:
+                raise ValueError("an operator_csv source needs its column mapping")
+            parse: Callable[[bytes, SourceContext], CollectedCdr | Rejection] = functools.partial(
+                operator_csv.parse_operator_line, mapping=mapping
+            )
+        else:
+            parse = ROW_PARSERS[record_format]
+        parsed_calls: dict[str, CollectedCdr] = {}
+        for number, raw in enumerate(lines, start=1):
+            parsed_call = parse(raw, source)
+            if isinstance(parsed_call, Rejection):
+                rejections.append((number, parsed_call))
+            elif parsed_call.record_id in parsed_calls:
+                outcome.duplicates += 1
+            else:
+                parsed_calls[parsed_call.record_id] = parsed_call
+        archive = [
+            NewArchiveRecord(
+                call.record_id, source.tenant, source.source_id, now, call.call_id, call.record_id, call.raw
+            )
+            for call in parsed_calls.values()
+        ]
+        inserted = await store.archive(archive)
+        outcome.duplicates += len(archive) - len(inserted)
+        calls = [call for call in parsed_calls.values() if call.record_id in inserted]
+    await _save_and_publish(uow, store, calls, now)
+    for number, rejection in rejections:
+        _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
+    outcome.accepted = len(inserted)
+    outcome.rejected = len(rejections)
+    outcome.calls = calls
+    outcome.rejections = [(number, rejection.reason) for number, rejection in rejections]
+
+    state = await store.state(source.tenant, source.source_id)
+    state.count(
+        accepted=outcome.accepted, rejected=outcome.rejected, today=now.astimezone(source.zone).date().isoformat()
+    )
+    if outcome.accepted or outcome.duplicates:
+        state.last_record_at = now
+        _resolve_alerts(uow, state)
+    for call in calls:
+        if state.last_call_start is None or call.started_at > state.last_call_start:
+            state.last_call_start = call.started_at
+    await store.save_state(state)
+    return outcome
+
+
+async def flush_stale_legs(
+    uow: UnitOfWork, store: CollectorStore, source: SourceContext, *, received_before: datetime, now: datetime
+) -> list[CollectedCdr]:
+    """Publish, as incomplete calls, legs whose last record never came (a PBX restart, a lost line).
+
+    Nothing is lost: the legs are billed with what we have, marked `complete: false`.
+    """
+    groups: dict[str, list[smdr.SmdrLeg]] = defaultdict(list)
+    for raw_leg in await store.stale_pending_legs(source.tenant, source.source_id, received_before):
+        parsed = smdr.parse_line(raw_leg.encode(), source)
+        if isinstance(parsed, smdr.SmdrLeg):
+            groups[parsed.call_id].append(parsed)
+    calls = []
+    for legs in groups.values():
+        call = smdr.assemble_call(legs, source, complete=False)
+        await store.assign_call([leg.record_id for leg in legs], call.record_id)
+        calls.append(call)
+    await _save_and_publish(uow, store, calls, now)
+    return calls
+
+
+def _fingerprint(state: SourceState, condition: str) -> str:
+    return f"collector/{condition}/{state.tenant}/{state.source_id}"
+
+
+def _resolve_alerts(uow: UnitOfWork, state: SourceState) -> None:
+    for condition, is_open in (("source-silent", state.silent_alert), ("link-down", state.link_alert)):
+        if is_open:
+            alert = alerts.AlertResolved(
+                fingerprint=_fingerprint(state, condition),
+                object=alerts.AlertObject(kind="source", id=state.source_id),
+                summary=f"Call records flow again from {state.source_id}",
+            )
+            uow.emit(alerts.resolved(state.tenant, SERVICE, alert), topics.ALERT_EVENTS, key=alert.fingerprint)
+    state.silent_alert = state.link_alert = False
+
+
+async def check_health(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    health: Health,
+    tenant: str,
+    source_id: str,
+    *,
+    now: datetime,
+    link_grace: timedelta,
+) -> SourceState:
+    """Raise an important alert for a silent source or a dropped PBX link (once; records resolve it)."""
+    state = await store.state(tenant, source_id)
+    health = Health(
+        kind=health.kind,
+        quiet_minutes=health.quiet_minutes,
+        created_at=health.created_at,
+        last_record_at=state.last_record_at,
+        connection=state.connection,
+        connection_changed_at=state.connection_changed_at,
+    )
+    if not state.silent_alert and is_silent(health, now):
+        state.silent_alert = True
+        since = state.last_record_at.isoformat() if state.last_record_at else "it was configured"
+        _raise(
+            uow,
+            state,
+            "source-silent",
+            f"No call records from {source_id} for more than {health.quiet_minutes} minutes",
+            {"last_record_at": since, "quiet_minutes": health.quiet_minutes},
+        )
+    if not state.link_alert and link_is_down(health, now, link_grace):
+        state.link_alert = True
+        _raise(
+            uow,
+            state,
+            "link-down",
+            f"The PBX link of {source_id} is down since {state.connection_changed_at}",
+            {"peer": state.peer, "since": str(state.connection_changed_at)},
+        )
+    await store.save_state(state)
+    return state
+
+
+def _raise(uow: UnitOfWork, state: SourceState, condition: str, summary: str, details: dict[str, object]) -> None:
+    alert = alerts.AlertRaised(
+        fingerprint=_fingerprint(state, condition),
+        severity=alerts.Severity.IMPORTANT,
+        object=alerts.AlertObject(kind="source", id=state.source_id),
+        summary=summary,
+        details=details,
+    )
+    uow.emit(alerts.raised(state.tenant, SERVICE, alert), topics.ALERT_EVENTS, key=alert.fingerprint)
+
+
+async def record_connection(
+    store: CollectorStore,
+    tenant: str,
+    source_id: str,
+    connection: Connection,
+    peer: str | None,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """Note a link's state (and why it failed, until it works again) for `GET /v1/sources` and the watchdog."""
+    state = await store.state(tenant, source_id)
+    if state.connection is not connection:
+        state.connection_changed_at = now
+    state.connection = connection
+    state.peer = peer
+    if error is not None or connection in (Connection.LISTENING, Connection.CONNECTED):
+        state.last_error = error
+    await store.save_state(state)
+
+
+async def replay_calls(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    tenant: str,
+    source_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[int, tuple[datetime, str] | None]:
+    """Re-publish one page of a source's calls that started in [start, end); same event ids as before.
+
+    Returns how many went out and where the next page starts (None when done).
+    """
+    calls = await store.calls_between(tenant, source_id, start, end, after, limit)
+    await _publish(uow, calls)
+    if len(calls) < limit:
+        return len(calls), None
+    return len(calls), (calls[-1].started_at, calls[-1].record_id)
