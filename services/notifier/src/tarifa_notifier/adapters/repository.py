@@ -1,0 +1,281 @@
+"""`SqlNotifierStore`: the handlers' store on SQLModel tables, in the unit of work's session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tarifa_common.alerts import Severity, SourceKind
+from tarifa_common.events import deterministic_id
+from tarifa_notifier.adapters.tables import (
+    AlertGroupRow,
+    AlertRow,
+    GroupMemberRow,
+    HeartbeatRow,
+    NotificationRow,
+    RecipientRow,
+    ResponsibilityRow,
+    SilenceRow,
+    WatchStateRow,
+)
+from tarifa_notifier.domain.alerts import (
+    Alert,
+    AlertGroup,
+    AlertStatus,
+    Matcher,
+    MatchOp,
+    Recipient,
+    Responsibility,
+    Silence,
+    responsible_for,
+)
+from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
+from tarifa_notifier.handlers import PLATFORM, NotificationDraft
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def must_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def alert_id(tenant: str, fingerprint: str) -> str:
+    return deterministic_id("notifier-alert", tenant, fingerprint)
+
+
+def alert_of(row: AlertRow) -> Alert:
+    return Alert(
+        tenant=row.tenant,
+        fingerprint=row.fingerprint,
+        severity=Severity(row.severity),
+        source_kind=SourceKind(row.source_kind),
+        object_kind=row.object_kind,
+        object_id=row.object_id,
+        summary=row.summary,
+        details=dict(row.details or {}),
+        starts_at=must_utc(row.starts_at),
+        updated_at=must_utc(row.updated_at),
+        status=AlertStatus(row.status),
+        resolved_at=utc(row.resolved_at),
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=utc(row.acknowledged_at),
+        raised_count=row.raised_count,
+        repeat_seconds=row.repeat_seconds,
+        extra_emails=tuple(row.extra_emails or ()),
+    )
+
+
+def silence_of(row: SilenceRow) -> Silence:
+    return Silence(
+        id=row.id,
+        tenant=row.tenant,
+        matchers=tuple(Matcher(m["label"], MatchOp(m["op"]), m["value"]) for m in row.matchers),
+        starts_at=must_utc(row.starts_at),
+        ends_at=must_utc(row.ends_at),
+        created_by=row.created_by,
+        comment=row.comment,
+    )
+
+
+def recipient_of(row: RecipientRow) -> Recipient:
+    return Recipient(row.id, row.tenant, row.name, row.email, row.phone, row.active)
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+class SqlNotifierStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._alerts: dict[tuple[str, str], AlertRow] = {}
+
+    async def _alert_row(self, tenant: str, fingerprint: str) -> AlertRow | None:
+        row = self._alerts.get((tenant, fingerprint))
+        if row is None:
+            row = await self.session.get(AlertRow, alert_id(tenant, fingerprint))
+            if row is not None:
+                self._alerts[(tenant, fingerprint)] = row
+        return row
+
+    async def get_alert(self, tenant: str, fingerprint: str) -> Alert | None:
+        row = await self._alert_row(tenant, fingerprint)
+        return alert_of(row) if row is not None else None
+
+    async def save_alert(self, alert: Alert) -> None:
+        fields: dict[str, Any] = {
+            "tenant": alert.tenant,
+            "fingerprint": alert.fingerprint,
+            "severity": alert.severity.value,
+            "source_kind": alert.source_kind.value,
+            "object_kind": alert.object_kind,
+            "object_id": alert.object_id,
+            "group_key": alert.group_key,
+            "summary": alert.summary,
+            "details": alert.details,
+            "status": alert.status.value,
+            "starts_at": alert.starts_at,
+            "updated_at": alert.updated_at,
+            "resolved_at": alert.resolved_at,
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": alert.acknowledged_at,
+            "raised_count": alert.raised_count,
+            "repeat_seconds": alert.repeat_seconds,
+            "extra_emails": list(alert.extra_emails),
+        }
+        row = await self._alert_row(alert.tenant, alert.fingerprint)
+        if row is None:
+            row = AlertRow(id=alert_id(alert.tenant, alert.fingerprint), **fields)
+            self.session.add(row)
+            self._alerts[(alert.tenant, alert.fingerprint)] = row
+            return
+        for name, value in fields.items():
+            setattr(row, name, value)
+
+    async def get_group(self, tenant: str, key: str) -> AlertGroup:
+        row = await self.session.get(AlertGroupRow, (tenant, key))
+        if row is None:
+            return AlertGroup(tenant, key)
+        return AlertGroup(tenant, key, utc(row.first_at), utc(row.last_flush_at), dict(row.notified or {}))
+
+    async def save_group(self, group: AlertGroup) -> None:
+        row = await self.session.get(AlertGroupRow, (group.tenant, group.key))
+        if row is None:
+            row = AlertGroupRow(tenant=group.tenant, key=group.key)
+            self.session.add(row)
+        row.first_at = group.first_at
+        row.last_flush_at = group.last_flush_at
+        row.notified = dict(group.notified)
+
+    async def active_groups(self) -> list[AlertGroup]:
+        rows = (await self.session.exec(select(AlertGroupRow).where(col(AlertGroupRow.first_at).is_not(None)))).all()
+        return [
+            AlertGroup(r.tenant, r.key, utc(r.first_at), utc(r.last_flush_at), dict(r.notified or {})) for r in rows
+        ]
+
+    async def alerts_of_group(self, tenant: str, key: str) -> list[Alert]:
+        statement = select(AlertRow).where(AlertRow.tenant == tenant, AlertRow.group_key == key)
+        return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+
+    async def firing_alerts(self, tenant: str) -> list[Alert]:
+        statement = select(AlertRow).where(AlertRow.tenant == tenant, AlertRow.status != AlertStatus.RESOLVED.value)
+        return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+
+    async def active_silences(self, tenant: str, now: datetime) -> list[Silence]:
+        statement = select(SilenceRow).where(
+            SilenceRow.tenant == tenant, SilenceRow.starts_at <= now, SilenceRow.ends_at > now
+        )
+        return [silence_of(r) for r in (await self.session.exec(statement)).all()]
+
+    async def responsible_recipients(self, tenant: str, object_kind: str, object_id: str) -> list[Recipient]:
+        responsibilities = [
+            Responsibility(r.recipient_id, r.object_kind, r.object_id)
+            for r in (
+                await self.session.exec(select(ResponsibilityRow).where(ResponsibilityRow.tenant == tenant))
+            ).all()
+        ]
+        memberships: dict[str, set[tuple[str, str]]] = {}
+        members = await self.session.exec(
+            select(GroupMemberRow).where(
+                GroupMemberRow.tenant == tenant,
+                GroupMemberRow.object_kind == object_kind,
+                GroupMemberRow.object_id == object_id,
+            )
+        )
+        for m in members.all():
+            memberships.setdefault(m.group_name, set()).add((m.object_kind, m.object_id))
+        ids = responsible_for(object_kind, object_id, responsibilities, memberships)
+        if not ids:
+            return []
+        rows = await self.session.exec(
+            select(RecipientRow).where(RecipientRow.tenant == tenant, col(RecipientRow.id).in_(ids))
+        )
+        return [recipient_of(r) for r in rows.all()]
+
+    async def add_notifications(self, drafts: Sequence[NotificationDraft]) -> int:
+        """Insert log rows; a row whose dedup key exists already (an event seen twice) is skipped."""
+        if not drafts:
+            return 0
+        values = [
+            {
+                "tenant": d.tenant,
+                "dedup_key": d.dedup_key,
+                "group_key": d.group_key,
+                "kind": d.kind,
+                "channel": d.channel.value,
+                "address": d.address,
+                "recipient_id": d.recipient_id,
+                "subject": d.subject,
+                "body": d.body,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": d.created_at,
+                "next_attempt_at": d.created_at,
+            }
+            for d in drafts
+        ]
+        insert = _insert(self.session)
+        connection = await self.session.connection()
+        inserted = 0
+        for start in range(0, len(values), 1000):
+            statement = (
+                insert(NotificationRow)
+                .values(values[start : start + 1000])
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+            )
+            inserted += (await connection.execute(statement)).rowcount or 0
+        return inserted
+
+    async def record_heartbeat(self, beat: ServiceBeat) -> None:
+        row = await self.session.get(HeartbeatRow, (beat.service, beat.instance))
+        if row is None:
+            row = HeartbeatRow(service=beat.service, instance=beat.instance, tenant=PLATFORM)
+            self.session.add(row)
+        if row.seen_at is not None and must_utc(row.seen_at) > beat.seen_at:
+            return
+        row.seen_at = beat.seen_at
+        row.interval_seconds = beat.interval_seconds
+        row.consumers = {
+            g: {"processed": s.processed, "lag": s.lag, "dead_lettered": s.dead_lettered}
+            for g, s in beat.consumers.items()
+        }
+
+    async def heartbeats(self) -> list[ServiceBeat]:
+        rows = (await self.session.exec(select(HeartbeatRow))).all()
+        return [
+            ServiceBeat(
+                service=r.service,
+                instance=r.instance,
+                seen_at=must_utc(r.seen_at),
+                interval_seconds=r.interval_seconds,
+                consumers={
+                    g: ConsumerSample(int(s["processed"]), int(s["lag"]), int(s.get("dead_lettered", 0)))
+                    for g, s in (r.consumers or {}).items()
+                },
+            )
+            for r in rows
+        ]
+
+    async def load_watch(self, name: str) -> dict[str, Any] | None:
+        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+        return dict(row.data) if row is not None else None
+
+    async def save_watch(self, name: str, data: dict[str, Any]) -> None:
+        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+        if row is None:
+            self.session.add(WatchStateRow(tenant=PLATFORM, name=name, data=data))
+        else:
+            row.data = data
+            sa.orm.attributes.flag_modified(row, "data")
