@@ -212,17 +212,9 @@ async def _apply_verdict(store: NotifierStore, verdict: Verdict, settings: Watch
     else:
         existing = await store.get_alert(PLATFORM, verdict.fingerprint)
         if existing is not None and existing.firing:
-            existing.summary = verdict.summary
-            await resolve_alert(
-                store,
-                PLATFORM,
-                AlertResolved(
-                    fingerprint=verdict.fingerprint,
-                    object=AlertObject(kind=verdict.object_kind, id=verdict.object_id),
-                    summary=verdict.summary,
-                ),
-                now,
-            )
+            existing.summary = verdict.summary  # the resolved message says what happened: "rating resumed"
+            existing.resolve(now)
+            await store.save_alert(existing)
 
 
 async def run_watchdogs(

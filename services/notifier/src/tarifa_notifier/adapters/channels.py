@@ -104,7 +104,7 @@ class SmppSmsSender:
 
     def _send_blocking(self, message: OutgoingMessage) -> str:
         config = self.config
-        client = smpplib.client.Client(config.host, config.port, timeout=config.timeout)
+        client = smpplib.client.Client(config.host, config.port, timeout=config.timeout, allow_unknown_opt_params=True)
         references: list[str] = []
         client.set_message_sent_handler(lambda pdu: references.append(str(pdu.message_id)))
         try:
@@ -123,10 +123,12 @@ class SmppSmsSender:
                     registered_delivery=False,
                 )
                 client.read_once()
-            client.unbind()
         except (OSError, smpplib.exceptions.PDUError, smpplib.exceptions.ConnectionError) as error:
-            raise DeliveryFailed(f"SMPP {config.host}:{config.port}: {error}") from error
+            raise DeliveryFailed(f"SMPP {config.host}:{config.port}: {type(error).__name__}: {error}") from error
         finally:
+            # The message is accepted once submit_sm_resp is read: a failing unbind must not re-send it.
+            with contextlib.suppress(Exception):
+                client.unbind()
             with contextlib.suppress(Exception):  # closing a socket that may already be gone
                 client.disconnect()
         return ",".join(references)

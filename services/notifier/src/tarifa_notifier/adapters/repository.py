@@ -110,6 +110,9 @@ class SqlNotifierStore:
                 self._alerts[(tenant, fingerprint)] = row
         return row
 
+    def id_of(self, alert: Alert) -> str:
+        return alert_id(alert.tenant, alert.fingerprint)
+
     async def get_alert(self, tenant: str, fingerprint: str) -> Alert | None:
         row = await self._alert_row(tenant, fingerprint)
         return alert_of(row) if row is not None else None

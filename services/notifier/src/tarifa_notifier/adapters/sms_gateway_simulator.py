@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Form, Header, HTTPException, Path
+from fastapi import FastAPI, Header, HTTPException, Path, Request
 
 
 @dataclass
@@ -37,13 +38,14 @@ class GatewaySimulator:
 
         @app.post("/2010-04-01/Accounts/{account}/Messages.json", status_code=201)
         async def send(
+            request: Request,
             account: str = Path(),
-            to: str = Form(alias="To"),
-            sender: str = Form(alias="From"),
-            body: str = Form(alias="Body"),
             authorization: str = Header(default=""),
             idempotency_key: str | None = Header(default=None),
         ) -> dict[str, str]:
+            # The form is read with the standard library's urlencoded parser (python-multipart is not installed).
+            form = {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
+            to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
             expected = "Basic " + base64.b64encode(f"{self.account}:{self.token}".encode()).decode()
             if account != self.account or authorization != expected:
                 raise HTTPException(401, "bad credentials")
