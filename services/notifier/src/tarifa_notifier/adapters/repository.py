@@ -100,14 +100,50 @@ def _insert(session: AsyncSession) -> Any:
 class SqlNotifierStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._alerts: dict[tuple[str, str], AlertRow] = {}
+        # Rows this transaction has seen (None: known to be absent), so a batch asks the database once.
+        self._alerts: dict[tuple[str, str], AlertRow | None] = {}
+        self._groups: dict[tuple[str, str], AlertGroupRow | None] = {}
+        self._prefetched: set[str] = set()
+
+    async def _prefetch(self, tenant: str) -> None:
+        """Load a tenant's unresolved alerts and active groups in two queries, once per transaction.
+
+        Ingestion is mostly repeats of alerts that are firing (an outage raises the same fingerprint
+        again and again): those then cost no query at all.
+        """
+        if tenant in self._prefetched:
+            return
+        self._prefetched.add(tenant)
+        with self.session.sync_session.no_autoflush:
+            alerts = await self.session.exec(
+                select(AlertRow).where(AlertRow.tenant == tenant, AlertRow.status != AlertStatus.RESOLVED.value)
+            )
+            for row in alerts.all():
+                self._alerts.setdefault((tenant, row.fingerprint), row)
+            groups = await self.session.exec(
+                select(AlertGroupRow).where(AlertGroupRow.tenant == tenant, col(AlertGroupRow.first_at).is_not(None))
+            )
+            for group in groups.all():
+                self._groups.setdefault((tenant, group.key), group)
 
     async def _alert_row(self, tenant: str, fingerprint: str) -> AlertRow | None:
-        row = self._alerts.get((tenant, fingerprint))
-        if row is None:
+        await self._prefetch(tenant)
+        key = (tenant, fingerprint)
+        if key in self._alerts:
+            return self._alerts[key]
+        # No autoflush: this store caches what it added, and flushing before every lookup made
+        # ingestion flush once per event (the flush at commit writes the batch in one go).
+        with self.session.sync_session.no_autoflush:
             row = await self.session.get(AlertRow, alert_id(tenant, fingerprint))
-            if row is not None:
-                self._alerts[(tenant, fingerprint)] = row
+        self._alerts[key] = row
+        return row
+
+    async def _group_row(self, tenant: str, key: str) -> AlertGroupRow | None:
+        if (tenant, key) in self._groups:
+            return self._groups[(tenant, key)]
+        with self.session.sync_session.no_autoflush:
+            row = await self.session.get(AlertGroupRow, (tenant, key))
+        self._groups[(tenant, key)] = row
         return row
 
     def id_of(self, alert: Alert) -> str:
@@ -148,16 +184,17 @@ class SqlNotifierStore:
             setattr(row, name, value)
 
     async def get_group(self, tenant: str, key: str) -> AlertGroup:
-        row = await self.session.get(AlertGroupRow, (tenant, key))
+        row = await self._group_row(tenant, key)
         if row is None:
             return AlertGroup(tenant, key)
         return AlertGroup(tenant, key, utc(row.first_at), utc(row.last_flush_at), dict(row.notified or {}))
 
     async def save_group(self, group: AlertGroup) -> None:
-        row = await self.session.get(AlertGroupRow, (group.tenant, group.key))
+        row = await self._group_row(group.tenant, group.key)
         if row is None:
             row = AlertGroupRow(tenant=group.tenant, key=group.key)
             self.session.add(row)
+            self._groups[(group.tenant, group.key)] = row
         row.first_at = group.first_at
         row.last_flush_at = group.last_flush_at
         row.notified = dict(group.notified)
