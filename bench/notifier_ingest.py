@@ -19,7 +19,7 @@ from sqlmodel import func, select
 
 from tarifa_common import alerts, topics
 from tarifa_common.broker import EmbeddedBroker, free_port
-from tarifa_common.events import encode
+from tarifa_common.events import decode, encode
 from tarifa_common.kafka import Publisher
 from tarifa_notifier.adapters.tables import AlertRow
 from tarifa_notifier.bootstrap import build
@@ -38,7 +38,7 @@ async def main(events: int, fingerprints: int, database_url: str | None) -> None
                 consumer_session_timeout_ms=3000,
                 consumer_rebalance_timeout_ms=3000,
             )
-            runtime, _ = build(settings, loops=False)
+            runtime, notifier = build(settings, loops=False)
             publisher = Publisher(broker.bootstrap_servers, "bench")
             await publisher.start()
             from tarifa_common.kafka import ensure_topics
@@ -73,12 +73,21 @@ async def main(events: int, fingerprints: int, database_url: str | None) -> None
             elapsed = time.perf_counter() - (first or time.perf_counter())
             async with runtime.units() as uow:
                 alerts_count = (await uow.session.exec(select(func.count()).select_from(AlertRow))).one()
-            await runtime.stop()
             kind = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
             print(
-                f"{kind}: {events} alerts ingested in {elapsed:.2f} s = {events / elapsed:,.0f} alerts/s; "
-                f"{alerts_count} alerts kept (fingerprints: {fingerprints})"
+                f"{kind}: {events} alerts ingested in {elapsed:.2f} s = {events / elapsed:,.0f} alerts/s "
+                f"through broker + consumer (inbox insert per event); {alerts_count} alerts kept"
             )
+            # The notifier's own share: the same events through the handler, 500 per transaction, no inbox.
+            decoded = [decode(record.headers, record.key, record.value) for _, record in batch]
+            started = time.perf_counter()
+            for i in range(0, len(decoded), 500):
+                async with runtime.units() as uow:
+                    for event in decoded[i : i + 500]:
+                        await notifier.on_alert_raised(event, uow)
+            handler_seconds = time.perf_counter() - started
+            print(f"{kind}: handler alone (dedup, 500 per transaction): {events / handler_seconds:,.0f} alerts/s")
+            await runtime.stop()
         finally:
             await broker.stop()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,7 +71,8 @@ class Notifier:
         await handlers.resolve_alert(self.store(uow.session), event.tenant, resolved, self.clock())
 
     async def on_heartbeat(self, event: Event, uow: UnitOfWork) -> None:
-        await handlers.record_heartbeat(self.store(uow.session), event.data, self.clock())
+        # The sender's time (a backlog read after a restart is old news), never later than ours.
+        await handlers.record_heartbeat(self.store(uow.session), event.data, min(event.time, self.clock()))
 
     async def on_invoice_issued(self, event: Event, uow: UnitOfWork) -> None:
         invoice = contracts.InvoiceIssued.model_validate(event.data)
@@ -107,8 +109,17 @@ class Notifier:
     # --- one step of each loop (tests call these with their own clock) ---
 
     async def flush(self, runtime: ServiceRuntime) -> int:
+        """Decide due group messages (one transaction), then fan them out (a transaction per chunk)."""
         async with runtime.units() as uow:
-            return len(await handlers.flush_groups(self.store(uow.session), self.policy, self.clock()))
+            decided = len(await handlers.flush_groups(self.store(uow.session), self.policy, self.clock()))
+
+        @asynccontextmanager
+        async def open_store() -> AsyncIterator[handlers.NotifierStore]:
+            async with runtime.units() as uow:
+                yield self.store(uow.session)
+
+        await handlers.fan_out(open_store)
+        return decided
 
     async def watch(self, runtime: ServiceRuntime) -> None:
         ends = None

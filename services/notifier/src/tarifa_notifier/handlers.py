@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -58,10 +59,14 @@ class NotifierStore(Protocol):
     async def get_group(self, tenant: str, key: str) -> AlertGroup: ...
     async def save_group(self, group: AlertGroup) -> None: ...
     async def active_groups(self) -> list[AlertGroup]: ...
-    async def alerts_of_group(self, tenant: str, key: str) -> list[Alert]: ...
-    async def firing_alerts(self, tenant: str) -> list[Alert]: ...
+    async def alerts_of_groups(self, tenant: str, keys: Sequence[str]) -> dict[str, list[Alert]]: ...
     async def active_silences(self, tenant: str, now: datetime) -> list[Silence]: ...
     async def responsible_recipients(self, tenant: str, object_kind: str, object_id: str) -> list[Recipient]: ...
+    async def responsible_ids(self, tenant: str, object_kind: str, object_id: str) -> list[str]: ...
+    async def recipients_by_ids(self, tenant: str, ids: Sequence[str]) -> list[Recipient]: ...
+    async def add_flush(self, record: FlushRecord) -> None: ...
+    async def next_open_flush(self) -> FlushRecord | None: ...
+    async def advance_flush(self, flush_id: int, cursor: str | None, done: bool) -> None: ...
     async def add_notifications(self, drafts: Sequence[NotificationDraft]) -> int: ...
     async def record_heartbeat(self, beat: ServiceBeat) -> None: ...
     async def heartbeats(self) -> list[ServiceBeat]: ...
@@ -119,49 +124,130 @@ async def acknowledge_alert(store: NotifierStore, alert: Alert, who: str, now: d
 # --- the Alertmanager loop: decide messages --------------------------------------------------------
 
 
-async def flush_groups(
-    store: NotifierStore, policy: GroupPolicy, now: datetime, extra_emails: Sequence[str] = ()
-) -> list[Flush]:
+async def flush_groups(store: NotifierStore, policy: GroupPolicy, now: datetime) -> list[Flush]:
     """Decide every group's message that is due and write it to the notification log, in one transaction.
 
     The decision (the group's new state) and the messages it implies commit together: a crash
     before the commit decides again after the restart; after it, the log holds the messages.
     """
     flushes: list[Flush] = []
-    silences: dict[str, list[Silence]] = {}
-    firing: dict[str, list[Alert]] = {}
+    by_tenant: dict[str, list[AlertGroup]] = {}
     for group in await store.active_groups():
-        if group.tenant not in silences:
-            silences[group.tenant] = await store.active_silences(group.tenant, now)
-            firing[group.tenant] = await store.firing_alerts(group.tenant)
-        alerts = await store.alerts_of_group(group.tenant, group.key)
-        flush = plan_flush(group, alerts, silences[group.tenant], firing[group.tenant], policy, now)
-        await store.save_group(group)
+        by_tenant.setdefault(group.tenant, []).append(group)
+    for tenant, groups in by_tenant.items():
+        flushes += await _flush_tenant(store, tenant, groups, policy, now)
+    return flushes
+
+
+async def _flush_tenant(
+    store: NotifierStore, tenant: str, groups: list[AlertGroup], policy: GroupPolicy, now: datetime
+) -> list[Flush]:
+    # One query for every active group's alerts: a firing alert always belongs to an active group.
+    alerts_by_group = await store.alerts_of_groups(tenant, [g.key for g in groups])
+    firing = [a for alerts in alerts_by_group.values() for a in alerts if a.firing]
+    silences = await store.active_silences(tenant, now)
+    flushes: list[Flush] = []
+    for group in groups:
+        before = (group.first_at, group.last_flush_at, dict(group.notified))
+        flush = plan_flush(group, alerts_by_group.get(group.key, []), silences, firing, policy, now)
+        if (group.first_at, group.last_flush_at, group.notified) != before:
+            await store.save_group(group)
         if flush is None:
             continue
         flushes.append(flush)
-        first = (flush.firing or flush.resolved)[0]
-        recipients = await store.responsible_recipients(flush.tenant, first.object_kind, first.object_id)
-        extras = {e for a in (*flush.firing, *flush.resolved) for e in a.extra_emails}
-        drafts = []
-        for delivery in deliveries_for(flush.severity, recipients, sorted(extras)):
-            subject, body = render(flush, delivery.channel)
-            drafts.append(
-                NotificationDraft(
-                    tenant=flush.tenant,
-                    dedup_key=f"{flush.tenant}|{flush.group_key}|{now.isoformat()}|{delivery.channel}|{delivery.address}",
-                    group_key=flush.group_key,
-                    kind=f"alert.{flush.kind}",
-                    channel=delivery.channel,
-                    address=delivery.address,
-                    recipient_id=delivery.recipient_id,
-                    subject=subject,
-                    body=body,
-                    created_at=now,
-                )
-            )
-        await store.add_notifications(drafts)
+        await store.add_flush(record_of(flush))
     return flushes
+
+
+@dataclass(frozen=True, slots=True)
+class FlushRecord:
+    """A decided group message, before it is fanned out to its recipients (in chunks, later)."""
+
+    tenant: str
+    group_key: str
+    object_kind: str
+    object_id: str
+    kind: str
+    severity: Severity
+    at: datetime
+    email_subject: str
+    email_body: str
+    sms_body: str
+    extra_emails: tuple[str, ...] = ()
+    id: int | None = None
+    cursor: str | None = None  # the last recipient id fanned out so far
+
+
+def record_of(flush: Flush) -> FlushRecord:
+    first = (flush.firing or flush.resolved)[0]
+    subject, body = render(flush, Channel.EMAIL)
+    _, sms = render(flush, Channel.SMS)
+    extras = sorted({e for a in (*flush.firing, *flush.resolved) for e in a.extra_emails})
+    return FlushRecord(
+        flush.tenant,
+        flush.group_key,
+        first.object_kind,
+        first.object_id,
+        f"alert.{flush.kind}",
+        flush.severity,
+        flush.at,
+        subject,
+        body,
+        sms,
+        tuple(extras),
+    )
+
+
+def drafts_for(record: FlushRecord, recipients: Sequence[Recipient], include_extras: bool) -> list[NotificationDraft]:
+    extras = record.extra_emails if include_extras else ()
+    return [
+        NotificationDraft(
+            tenant=record.tenant,
+            dedup_key=f"{record.tenant}|{record.group_key}|{record.at.isoformat()}|{d.channel}|{d.address}",
+            group_key=record.group_key,
+            kind=record.kind,
+            channel=d.channel,
+            address=d.address,
+            recipient_id=d.recipient_id,
+            subject=record.email_subject,
+            body=record.email_body if d.channel is Channel.EMAIL else record.sms_body,
+            created_at=record.at,
+        )
+        for d in deliveries_for(record.severity, recipients, extras)
+    ]
+
+
+StoreOpener = Callable[[], AbstractAsyncContextManager[NotifierStore]]
+
+
+async def fan_out(open_store: StoreOpener, chunk: int = 1000) -> int:
+    """Write the notification-log rows of every decided flush, `chunk` recipients per transaction.
+
+    Small transactions let the consumer's batches in between, so a message to 10,000 people does
+    not stall intake. A crash mid-way resumes after the cursor; the log's dedup key makes a chunk
+    written twice harmless.
+    """
+    written = 0
+    while True:
+        async with open_store() as store:
+            record = await store.next_open_flush()
+            if record is None:
+                return written
+            ids = await store.responsible_ids(record.tenant, record.object_kind, record.object_id)
+        assert record.id is not None
+        pending = [i for i in ids if record.cursor is None or i > record.cursor]
+        first = record.cursor is None
+        if not pending:
+            async with open_store() as store:
+                written += await store.add_notifications(drafts_for(record, [], include_extras=first))
+                await store.advance_flush(record.id, record.cursor, done=True)
+            continue
+        for start in range(0, len(pending), chunk):
+            ids_chunk = pending[start : start + chunk]
+            async with open_store() as store:
+                recipients = await store.recipients_by_ids(record.tenant, ids_chunk)
+                written += await store.add_notifications(drafts_for(record, recipients, first and start == 0))
+                await store.advance_flush(record.id, ids_chunk[-1], done=start + chunk >= len(pending))
 
 
 # --- watchdogs -----------------------------------------------------------------------------------

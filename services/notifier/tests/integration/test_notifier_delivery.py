@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -73,9 +75,21 @@ async def raise_and_flush(units: UnitOfWorkFactory, clock, tenant: str, alert: A
         await handlers.raise_alert(SqlNotifierStore(uow.session), tenant, alert, clock())
 
 
+def opener(units: UnitOfWorkFactory):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def open_store() -> AsyncIterator[SqlNotifierStore]:
+        async with units() as uow:
+            yield SqlNotifierStore(uow.session)
+
+    return open_store
+
+
 async def flush(units: UnitOfWorkFactory, clock) -> int:  # type: ignore[no-untyped-def]
+    """Decide due messages, then fan them out to the log in small chunks (2 recipients per transaction)."""
     async with units() as uow:
-        return len(await handlers.flush_groups(SqlNotifierStore(uow.session), POLICY, clock()))
+        decided = len(await handlers.flush_groups(SqlNotifierStore(uow.session), POLICY, clock()))
+    await handlers.fan_out(opener(units), chunk=2)
+    return decided
 
 
 async def log_rows(units: UnitOfWorkFactory) -> list[NotificationRow]:
@@ -218,3 +232,33 @@ async def test_each_tenant_texts_through_its_own_provider_and_the_gateway_outage
 
 async def _started(server: uvicorn.Server) -> None:
     assert server.started
+
+
+async def test_a_fan_out_interrupted_by_a_crash_resumes_and_logs_each_recipient_once(
+    units: UnitOfWorkFactory, clock
+) -> None:
+    async with units() as uow:
+        for n in range(5):
+            uow.session.add(RecipientRow(id=f"r{n}", tenant="acme", name=f"R{n}", email=f"r{n}@acme.test"))
+            uow.session.add(ResponsibilityRow(tenant="acme", recipient_id=f"r{n}", object_kind="source", object_id="*"))
+    await raise_and_flush(units, clock, "acme", raised(Severity.IMPORTANT))
+    clock.advance(seconds=30)
+    async with units() as uow:
+        assert len(await handlers.flush_groups(SqlNotifierStore(uow.session), POLICY, clock())) == 1
+    opened = 0
+
+    @asynccontextmanager
+    async def crashing_after_two_chunks() -> AsyncIterator[SqlNotifierStore]:
+        nonlocal opened
+        opened += 1
+        if opened > 3:  # the look-up, then two chunks of 2 recipients: then the process dies
+            raise RuntimeError("killed")
+        async with units() as uow:
+            yield SqlNotifierStore(uow.session)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        await handlers.fan_out(crashing_after_two_chunks, chunk=2)
+    assert len(await log_rows(units)) == 4
+    assert await handlers.fan_out(opener(units), chunk=2) == 1
+    assert await handlers.fan_out(opener(units), chunk=2) == 0
+    assert sorted(r.address for r in await log_rows(units)) == [f"r{n}@acme.test" for n in range(5)]

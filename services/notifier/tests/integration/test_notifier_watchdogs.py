@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from sqlmodel import select
@@ -30,6 +32,15 @@ def rater_beat(processed: int, lag: int) -> dict[str, object]:
     }
 
 
+def opener(units: UnitOfWorkFactory):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def open_store() -> AsyncIterator[SqlNotifierStore]:
+        async with units() as uow:
+            yield SqlNotifierStore(uow.session)
+
+    return open_store
+
+
 async def tick(units: UnitOfWorkFactory, clock, beat: dict[str, object] | None) -> None:  # type: ignore[no-untyped-def]
     """One moment of the platform: maybe a heartbeat arrives, the watchdog looks, the notifier flushes."""
     async with units() as uow:
@@ -39,6 +50,7 @@ async def tick(units: UnitOfWorkFactory, clock, beat: dict[str, object] | None) 
         await handlers.run_watchdogs(store, WATCH, clock())
     async with units() as uow:
         await handlers.flush_groups(SqlNotifierStore(uow.session), POLICY, clock())
+    await handlers.fan_out(opener(units))
 
 
 async def test_rating_stopped_emails_the_list_every_x_minutes_until_it_resumes_then_says_so(

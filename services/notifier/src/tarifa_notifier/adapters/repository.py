@@ -16,6 +16,7 @@ from tarifa_common.events import deterministic_id
 from tarifa_notifier.adapters.tables import (
     AlertGroupRow,
     AlertRow,
+    FlushRow,
     GroupMemberRow,
     HeartbeatRow,
     NotificationRow,
@@ -25,6 +26,7 @@ from tarifa_notifier.adapters.tables import (
     WatchStateRow,
 )
 from tarifa_notifier.domain.alerts import (
+    GROUP_KIND,
     Alert,
     AlertGroup,
     AlertStatus,
@@ -36,7 +38,7 @@ from tarifa_notifier.domain.alerts import (
     responsible_for,
 )
 from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
-from tarifa_notifier.handlers import PLATFORM, NotificationDraft
+from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -205,13 +207,15 @@ class SqlNotifierStore:
             AlertGroup(r.tenant, r.key, utc(r.first_at), utc(r.last_flush_at), dict(r.notified or {})) for r in rows
         ]
 
-    async def alerts_of_group(self, tenant: str, key: str) -> list[Alert]:
-        statement = select(AlertRow).where(AlertRow.tenant == tenant, AlertRow.group_key == key)
-        return [alert_of(r) for r in (await self.session.exec(statement)).all()]
-
-    async def firing_alerts(self, tenant: str) -> list[Alert]:
-        statement = select(AlertRow).where(AlertRow.tenant == tenant, AlertRow.status != AlertStatus.RESOLVED.value)
-        return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+    async def alerts_of_groups(self, tenant: str, keys: Sequence[str]) -> dict[str, list[Alert]]:
+        found: dict[str, list[Alert]] = {}
+        for start in range(0, len(keys), 500):
+            statement = select(AlertRow).where(
+                AlertRow.tenant == tenant, col(AlertRow.group_key).in_(keys[start : start + 500])
+            )
+            for row in (await self.session.exec(statement)).all():
+                found.setdefault(row.group_key, []).append(alert_of(row))
+        return found
 
     async def active_silences(self, tenant: str, now: datetime) -> list[Silence]:
         statement = select(SilenceRow).where(
@@ -219,12 +223,15 @@ class SqlNotifierStore:
         )
         return [silence_of(r) for r in (await self.session.exec(statement)).all()]
 
-    async def responsible_recipients(self, tenant: str, object_kind: str, object_id: str) -> list[Recipient]:
+    async def responsible_ids(self, tenant: str, object_kind: str, object_id: str) -> list[str]:
+        """Sorted ids of the recipients who answer for an object (directly, by kind or by group)."""
+        statement = select(ResponsibilityRow).where(
+            ResponsibilityRow.tenant == tenant,
+            col(ResponsibilityRow.object_kind).in_([object_kind, GROUP_KIND]),
+        )
         responsibilities = [
             Responsibility(r.recipient_id, r.object_kind, r.object_id)
-            for r in (
-                await self.session.exec(select(ResponsibilityRow).where(ResponsibilityRow.tenant == tenant))
-            ).all()
+            for r in (await self.session.exec(statement)).all()
         ]
         memberships: dict[str, set[tuple[str, str]]] = {}
         members = await self.session.exec(
@@ -236,13 +243,64 @@ class SqlNotifierStore:
         )
         for m in members.all():
             memberships.setdefault(m.group_name, set()).add((m.object_kind, m.object_id))
-        ids = responsible_for(object_kind, object_id, responsibilities, memberships)
-        if not ids:
-            return []
-        rows = await self.session.exec(
-            select(RecipientRow).where(RecipientRow.tenant == tenant, col(RecipientRow.id).in_(ids))
+        return sorted(responsible_for(object_kind, object_id, responsibilities, memberships))
+
+    async def recipients_by_ids(self, tenant: str, ids: Sequence[str]) -> list[Recipient]:
+        found: list[Recipient] = []
+        for start in range(0, len(ids), 500):
+            rows = await self.session.exec(
+                select(RecipientRow).where(
+                    RecipientRow.tenant == tenant, col(RecipientRow.id).in_(ids[start : start + 500])
+                )
+            )
+            found += [recipient_of(r) for r in rows.all()]
+        return found
+
+    async def responsible_recipients(self, tenant: str, object_kind: str, object_id: str) -> list[Recipient]:
+        return await self.recipients_by_ids(tenant, await self.responsible_ids(tenant, object_kind, object_id))
+
+    async def add_flush(self, record: FlushRecord) -> None:
+        self.session.add(
+            FlushRow(
+                tenant=record.tenant,
+                group_key=record.group_key,
+                object_kind=record.object_kind,
+                object_id=record.object_id,
+                kind=record.kind,
+                severity=record.severity.value,
+                at=record.at,
+                email_subject=record.email_subject,
+                email_body=record.email_body,
+                sms_body=record.sms_body,
+                extra_emails=list(record.extra_emails),
+            )
         )
-        return [recipient_of(r) for r in rows.all()]
+
+    async def next_open_flush(self) -> FlushRecord | None:
+        statement = select(FlushRow).where(col(FlushRow.done).is_(False)).order_by(col(FlushRow.id)).limit(1)
+        row = (await self.session.exec(statement)).first()
+        if row is None:
+            return None
+        return FlushRecord(
+            row.tenant,
+            row.group_key,
+            row.object_kind,
+            row.object_id,
+            row.kind,
+            Severity(row.severity),
+            must_utc(row.at),
+            row.email_subject,
+            row.email_body,
+            row.sms_body,
+            tuple(row.extra_emails or ()),
+            row.id,
+            row.cursor,
+        )
+
+    async def advance_flush(self, flush_id: int, cursor: str | None, done: bool) -> None:
+        row = await self.session.get(FlushRow, flush_id)
+        if row is not None:
+            row.cursor, row.done = cursor, done
 
     async def add_notifications(self, drafts: Sequence[NotificationDraft]) -> int:
         """Insert log rows; a row whose dedup key exists already (an event seen twice) is skipped."""

@@ -145,3 +145,24 @@ class TenantSettingsRow(SQLModel, table=True):
 
     tenant: str = Field(primary_key=True, max_length=100)
     sms_provider: str = Field(default="smpp", max_length=20)
+
+
+class FlushRow(SQLModel, table=True):
+    """A decided group message, fanned out to the notification log in chunks (`cursor`, `done`)."""
+
+    __tablename__ = "notifier_flush"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=100, index=True)
+    group_key: str = Field(max_length=260)
+    object_kind: str = Field(max_length=50)
+    object_id: str = Field(max_length=200)
+    kind: str = Field(max_length=30)
+    severity: str = Field(max_length=20)
+    at: datetime = _ts()
+    email_subject: str = Field(sa_type=sa.Text)
+    email_body: str = Field(sa_type=sa.Text)
+    sms_body: str = Field(sa_type=sa.Text)
+    extra_emails: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    cursor: str | None = Field(default=None, max_length=36)
+    done: bool = Field(default=False, index=True)

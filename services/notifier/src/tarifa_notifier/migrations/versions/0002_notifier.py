@@ -126,6 +126,23 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON, nullable=False),
     )
     op.create_table(
+        "notifier_flush",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("tenant", sa.String(100), nullable=False, index=True),
+        sa.Column("group_key", sa.String(260), nullable=False),
+        sa.Column("object_kind", sa.String(50), nullable=False),
+        sa.Column("object_id", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("severity", sa.String(20), nullable=False),
+        ts("at"),
+        sa.Column("email_subject", sa.Text, nullable=False),
+        sa.Column("email_body", sa.Text, nullable=False),
+        sa.Column("sms_body", sa.Text, nullable=False),
+        sa.Column("extra_emails", sa.JSON, nullable=False),
+        sa.Column("cursor", sa.String(36), nullable=True),
+        sa.Column("done", sa.Boolean, nullable=False, index=True),
+    )
+    op.create_table(
         "notifier_tenant_settings",
         sa.Column("tenant", sa.String(100), primary_key=True),
         sa.Column("sms_provider", sa.String(20), nullable=False),
@@ -135,6 +152,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "notifier_tenant_settings",
+        "notifier_flush",
         "notifier_watch_state",
         "notifier_heartbeat",
         "notifier_notification",
