@@ -220,7 +220,7 @@ def drafts_for(record: FlushRecord, recipients: Sequence[Recipient], include_ext
 StoreOpener = Callable[[], AbstractAsyncContextManager[NotifierStore]]
 
 
-async def fan_out(open_store: StoreOpener, chunk: int = 1000) -> int:
+async def fan_out(open_store: StoreOpener, chunk: int = 250) -> int:
     """Write the notification-log rows of every decided flush, `chunk` recipients per transaction.
 
     Small transactions let the consumer's batches in between, so a message to 10,000 people does

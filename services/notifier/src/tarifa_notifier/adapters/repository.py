@@ -324,17 +324,21 @@ class SqlNotifierStore:
             }
             for d in drafts
         ]
-        insert = _insert(self.session)
+        # executemany of one cached statement: far cheaper to compile than a 1,000-row VALUES list.
+        # executemany reports no reliable rowcount across drivers, so count the keys already logged.
         connection = await self.session.connection()
-        inserted = 0
-        for start in range(0, len(values), 1000):
-            statement = (
-                insert(NotificationRow)
-                .values(values[start : start + 1000])
-                .on_conflict_do_nothing(index_elements=["dedup_key"])
+        keys = [d.dedup_key for d in drafts]
+        existing = 0
+        for start in range(0, len(keys), 500):
+            found = await connection.execute(
+                sa.select(sa.func.count())
+                .select_from(NotificationRow)
+                .where(col(NotificationRow.dedup_key).in_(keys[start : start + 500]))
             )
-            inserted += (await connection.execute(statement)).rowcount or 0
-        return inserted
+            existing += int(found.scalar_one())
+        statement = _insert(self.session)(NotificationRow).on_conflict_do_nothing(index_elements=["dedup_key"])
+        await connection.execute(statement, values)
+        return len(values) - existing
 
     async def record_heartbeat(self, beat: ServiceBeat) -> None:
         row = await self.session.get(HeartbeatRow, (beat.service, beat.instance))
