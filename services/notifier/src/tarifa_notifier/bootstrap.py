@@ -174,6 +174,7 @@ def senders(settings: NotifierSettings) -> tuple[Sender | None, dict[str, Sender
                 security=settings.smtp_security.value,
                 username=settings.smtp_username or None,
                 password=settings.smtp_password.get_secret_value() or None,
+                ca_file=settings.smtp_ca_file or None,
             )
         )
     sms: dict[str, Sender] = {}

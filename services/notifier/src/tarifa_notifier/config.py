@@ -46,6 +46,7 @@ class NotifierSettings(ServiceSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "tarifa@localhost"
+    smtp_ca_file: str = Field(default="", description="CA bundle for a server with a private certificate")
     # SMS.
     default_sms_provider: SmsProvider = SmsProvider.SMPP
     smpp_host: str = ""

@@ -46,6 +46,7 @@ class SmtpConfig:
     security: str = "none"  # none, starttls, tls
     username: str | None = None
     password: str | None = None
+    ca_file: str | None = None  # a private CA's bundle; the system's trust store otherwise
     timeout: float = 10.0
 
 
@@ -74,6 +75,7 @@ class SmtpEmailSender:
                 password=self.config.password or None,
                 use_tls=self.config.security == "tls",
                 start_tls=self.config.security == "starttls",
+                cert_bundle=self.config.ca_file or None,
                 timeout=self.config.timeout,
             )
         except (aiosmtplib.SMTPException, OSError) as error:
