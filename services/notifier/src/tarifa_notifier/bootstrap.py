@@ -130,6 +130,8 @@ class Notifier:
                 log.warning("dead-letter offsets not read: %s", error)
         async with runtime.units() as uow:
             await handlers.run_watchdogs(self.store(uow.session), self.watchdog, self.clock(), ends)
+        async with runtime.units() as uow:
+            await handlers.run_due_reports(self.store(uow.session), self.clock())
 
     # --- background loops ---
 

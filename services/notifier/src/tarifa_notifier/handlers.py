@@ -22,6 +22,7 @@ from tarifa_notifier.domain.alerts import (
     plan_flush,
     render,
 )
+from tarifa_notifier.domain.reports import DEFAULT_FIRST_PERIOD, ReportSchedule, alert_digest
 from tarifa_notifier.domain.watchdogs import (
     ConsumerSample,
     DeadLetterWatch,
@@ -67,6 +68,9 @@ class NotifierStore(Protocol):
     async def add_flush(self, record: FlushRecord) -> None: ...
     async def next_open_flush(self) -> FlushRecord | None: ...
     async def advance_flush(self, flush_id: int, cursor: str | None, done: bool) -> None: ...
+    async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]: ...
+    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> None: ...
+    async def alerts_started_between(self, tenant: str, start: datetime, end: datetime) -> list[Alert]: ...
     async def add_notifications(self, drafts: Sequence[NotificationDraft]) -> int: ...
     async def record_heartbeat(self, beat: ServiceBeat) -> None: ...
     async def heartbeats(self) -> list[ServiceBeat]: ...
@@ -393,3 +397,38 @@ async def raise_usage_alert(
             details=usage.model_dump(mode="json"),
         )
     return await raise_alert(store, usage.tenant, raised, now)
+
+
+# --- scheduled reports ---------------------------------------------------------------------------
+
+
+async def run_due_reports(store: NotifierStore, now: datetime) -> int:
+    """Log the e-mails of every report due at `now`; one run per due time (missed runs are not replayed).
+
+    The period is from the previous run to this one (a day for the first run). The log's dedup
+    key holds the schedule and the due time, so a run decided twice is logged once.
+    """
+    logged = 0
+    for schedule, due_at, last_run in await store.due_reports(now):
+        start = last_run or due_at - DEFAULT_FIRST_PERIOD
+        subject, body = alert_digest(
+            schedule, await store.alerts_started_between(schedule.tenant, start, due_at), start, due_at
+        )
+        drafts = [
+            NotificationDraft(
+                tenant=schedule.tenant,
+                dedup_key=f"{schedule.tenant}|report|{schedule.id}|{due_at.isoformat()}|{address}",
+                group_key=f"report:{schedule.id}",
+                kind="report",
+                channel=Channel.EMAIL,
+                address=address,
+                recipient_id=None,
+                subject=subject,
+                body=body,
+                created_at=now,
+            )
+            for address in schedule.recipients
+        ]
+        logged += await store.add_notifications(drafts)
+        await store.mark_report_run(schedule.id, due_at, schedule.next_run(max(now, due_at)))
+    return logged

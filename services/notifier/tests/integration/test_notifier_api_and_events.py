@@ -133,6 +133,18 @@ async def test_the_api_manages_recipients_responsibilities_silences_and_the_prov
     await client.put("/v1/sms-provider", json={"provider": "http"}, headers=bearer("operator"))
     assert (await client.get("/v1/sms-provider", headers=bearer("viewer"))).json() == {"provider": "http"}
     assert (await client.get("/v1/notifications", headers=bearer("viewer"))).json() == []
+    bad_cron = await client.post(
+        "/v1/report-schedules",
+        json={"name": "Daily", "cron": "7 * *", "recipients": ["ops@acme.test"]},
+        headers=bearer("operator"),
+    )
+    assert bad_cron.status_code == 422 and bad_cron.json()["errors"][0]["field"] == "cron"
+    report = await client.post(
+        "/v1/report-schedules",
+        json={"name": "Daily", "cron": "0 7 * * *", "time_zone": "America/Sao_Paulo", "recipients": ["ops@acme.test"]},
+        headers=bearer("operator"),
+    )
+    assert report.status_code == 201 and report.json()["next_run_at"] == "2026-11-22T10:00:00Z"
 
 
 async def test_events_from_the_broker_become_alerts_heartbeats_and_customer_messages(

@@ -21,6 +21,7 @@ from tarifa_notifier.adapters.tables import (
     HeartbeatRow,
     NotificationRow,
     RecipientRow,
+    ReportScheduleRow,
     ResponsibilityRow,
     SilenceRow,
     WatchStateRow,
@@ -37,6 +38,7 @@ from tarifa_notifier.domain.alerts import (
     Silence,
     responsible_for,
 )
+from tarifa_notifier.domain.reports import ReportFormat, ReportKind, ReportSchedule
 from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
 from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft
 
@@ -381,3 +383,36 @@ class SqlNotifierStore:
         else:
             row.data = data
             sa.orm.attributes.flag_modified(row, "data")
+
+    async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]:
+        statement = select(ReportScheduleRow).where(
+            col(ReportScheduleRow.active).is_(True), col(ReportScheduleRow.next_run_at) <= now
+        )
+        return [
+            (schedule_of(r), must_utc(r.next_run_at), utc(r.last_run_at))
+            for r in (await self.session.exec(statement)).all()
+        ]
+
+    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> None:
+        row = await self.session.get(ReportScheduleRow, schedule_id)
+        if row is not None:
+            row.last_run_at, row.next_run_at = ran_for, next_run_at
+
+    async def alerts_started_between(self, tenant: str, start: datetime, end: datetime) -> list[Alert]:
+        statement = select(AlertRow).where(
+            AlertRow.tenant == tenant, col(AlertRow.starts_at) >= start, col(AlertRow.starts_at) < end
+        )
+        return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+
+
+def schedule_of(row: ReportScheduleRow) -> ReportSchedule:
+    return ReportSchedule(
+        id=row.id,
+        tenant=row.tenant,
+        name=row.name,
+        cron=row.cron,
+        time_zone=row.time_zone,
+        recipients=tuple(row.recipients),
+        kind=ReportKind(row.kind),
+        format=ReportFormat(row.format),
+    )

@@ -166,3 +166,19 @@ class FlushRow(SQLModel, table=True):
     extra_emails: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     cursor: str | None = Field(default=None, max_length=36)
     done: bool = Field(default=False, index=True)
+
+
+class ReportScheduleRow(SQLModel, table=True):
+    __tablename__ = "notifier_report_schedule"
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100, index=True)
+    name: str = Field(max_length=200)
+    cron: str = Field(max_length=100)
+    time_zone: str = Field(max_length=64)
+    recipients: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    kind: str = Field(max_length=30)
+    format: str = Field(max_length=10)
+    next_run_at: datetime = _ts()
+    last_run_at: datetime | None = _ts(nullable=True)
+    active: bool = True

@@ -26,6 +26,7 @@ from tarifa_notifier.adapters.tables import (
     GroupMemberRow,
     NotificationRow,
     RecipientRow,
+    ReportScheduleRow,
     ResponsibilityRow,
     SilenceRow,
     TenantSettingsRow,
@@ -33,12 +34,15 @@ from tarifa_notifier.adapters.tables import (
 from tarifa_notifier.bootstrap import Notifier, build
 from tarifa_notifier.config import NotifierSettings, SmsProvider
 from tarifa_notifier.domain.alerts import Matcher, MatchOp, Silence
+from tarifa_notifier.domain.reports import ReportFormat, ReportKind, ReportSchedule
 from tarifa_notifier.entrypoints.schemas import (
     AlertOut,
     GroupMemberIn,
     NotificationOut,
     RecipientIn,
     RecipientOut,
+    ReportScheduleIn,
+    ReportScheduleOut,
     ResponsibilityIn,
     ResponsibilityOut,
     SilenceIn,
@@ -400,7 +404,73 @@ async def get_sms_provider(principal: Reader, uow: Uow, notifier: NotifierDep) -
     return SmsProviderIn(provider=row.sms_provider if row else notifier.settings.default_sms_provider.value)
 
 
-ROUTERS = (alerts_router, silences_router, recipients_router, groups_router, log_router)
+reports_router = APIRouter(prefix="/report-schedules", tags=["reports"])
+
+
+def schedule_out(row: ReportScheduleRow) -> ReportScheduleOut:
+    return ReportScheduleOut(
+        id=row.id,
+        name=row.name,
+        cron=row.cron,
+        time_zone=row.time_zone,
+        recipients=list(row.recipients),
+        kind=row.kind,
+        format=row.format,
+        next_run_at=must_utc(row.next_run_at),
+        last_run_at=must_utc(row.last_run_at) if row.last_run_at else None,
+        active=row.active,
+    )
+
+
+@reports_router.post("", status_code=201, summary="E-mail a report on a cron schedule")
+async def create_report_schedule(
+    principal: Operator, uow: Uow, notifier: NotifierDep, body: ReportScheduleIn
+) -> ReportScheduleOut:
+    if body.kind not in {k.value for k in ReportKind}:
+        raise InvalidInput("kind", f"{body.kind!r} is not one of {', '.join(k.value for k in ReportKind)}")
+    if body.format not in {f.value for f in ReportFormat}:
+        raise InvalidInput("format", f"{body.format!r} is not one of text, csv")
+    schedule = ReportSchedule(
+        id=str(uuid.uuid4()),
+        tenant=principal.tenant,
+        name=body.name,
+        cron=body.cron,
+        time_zone=body.time_zone,
+        recipients=tuple(body.recipients),
+        kind=ReportKind(body.kind),
+        format=ReportFormat(body.format),
+    )
+    row = ReportScheduleRow(
+        id=schedule.id,
+        tenant=schedule.tenant,
+        name=schedule.name,
+        cron=schedule.cron,
+        time_zone=schedule.time_zone,
+        recipients=list(schedule.recipients),
+        kind=schedule.kind.value,
+        format=schedule.format.value,
+        next_run_at=schedule.next_run(notifier.clock()),
+    )
+    uow.session.add(row)
+    return schedule_out(row)
+
+
+@reports_router.get("", summary="Report schedules")
+async def list_report_schedules(principal: Reader, uow: Uow) -> list[ReportScheduleOut]:
+    rows = await uow.session.exec(select(ReportScheduleRow).where(ReportScheduleRow.tenant == principal.tenant))
+    return [schedule_out(r) for r in rows.all()]
+
+
+@reports_router.delete("/{schedule_id}", summary="Stop a report (kept, marked inactive)")
+async def stop_report_schedule(principal: Operator, uow: Uow, schedule_id: str) -> ReportScheduleOut:
+    row = await uow.session.get(ReportScheduleRow, schedule_id)
+    if row is None or row.tenant != principal.tenant:
+        raise NotFound(f"no report schedule {schedule_id}")
+    row.active = False
+    return schedule_out(row)
+
+
+ROUTERS = (alerts_router, silences_router, recipients_router, groups_router, log_router, reports_router)
 
 
 def create_app(settings: ServiceSettings, **build_options: object) -> FastAPI:
@@ -418,6 +488,7 @@ def create_app(settings: ServiceSettings, **build_options: object) -> FastAPI:
             {"name": "recipients", "description": "People, and the objects they answer for"},
             {"name": "notification log", "description": "Every message decided and its outcome"},
             {"name": "channels", "description": "E-mail and SMS providers"},
+            {"name": "reports", "description": "Scheduled e-mail reports"},
         ],
     )
     app.state.notifier = notifier

@@ -104,3 +104,32 @@ class NotificationOut(BaseModel):
 
 class SmsProviderIn(BaseModel):
     provider: str = Field(examples=["smpp"], description="smpp or http")
+
+
+class ReportScheduleIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Yesterday's alerts",
+                    "cron": "0 7 * * *",
+                    "time_zone": "America/Sao_Paulo",
+                    "recipients": ["ops@hotel.example"],
+                    "format": "text",
+                }
+            ]
+        }
+    )
+    name: str = Field(min_length=1)
+    cron: str = Field(description="minute hour day month weekday, in `time_zone`")
+    time_zone: str = "UTC"
+    recipients: list[str]
+    kind: str = Field(default="alert_digest", description="alert_digest: the alerts of the period")
+    format: str = Field(default="text", description="text or csv")
+
+
+class ReportScheduleOut(ReportScheduleIn):
+    id: str
+    next_run_at: datetime
+    last_run_at: datetime | None = None
+    active: bool

@@ -143,6 +143,20 @@ def upgrade() -> None:
         sa.Column("done", sa.Boolean, nullable=False, index=True),
     )
     op.create_table(
+        "notifier_report_schedule",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("tenant", sa.String(100), nullable=False, index=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("cron", sa.String(100), nullable=False),
+        sa.Column("time_zone", sa.String(64), nullable=False),
+        sa.Column("recipients", sa.JSON, nullable=False),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("format", sa.String(10), nullable=False),
+        ts("next_run_at"),
+        ts("last_run_at", True),
+        sa.Column("active", sa.Boolean, nullable=False),
+    )
+    op.create_table(
         "notifier_tenant_settings",
         sa.Column("tenant", sa.String(100), primary_key=True),
         sa.Column("sms_provider", sa.String(20), nullable=False),
@@ -152,6 +166,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "notifier_tenant_settings",
+        "notifier_report_schedule",
         "notifier_flush",
         "notifier_watch_state",
         "notifier_heartbeat",
