@@ -120,3 +120,17 @@ async def test_a_service_that_stops_its_heartbeat_fires_without_any_event_arrivi
     async with units() as uow:
         alert = await SqlNotifierStore(uow.session).get_alert("platform", "notifier/heartbeat-stopped/collector")
     assert alert is not None and alert.firing and alert.summary == "Service collector stopped: no heartbeat for 31 s"
+
+
+async def test_instances_silent_for_a_day_are_forgotten(units: UnitOfWorkFactory, clock) -> None:  # type: ignore[no-untyped-def]
+    async with units() as uow:
+        store = SqlNotifierStore(uow.session)
+        await handlers.record_heartbeat(store, {"service": "rater", "instance": "old", "interval_seconds": 10}, clock())
+        await handlers.record_heartbeat(
+            store, {"service": "rater", "instance": "new", "interval_seconds": 10}, clock.advance(hours=23)
+        )
+    clock.advance(hours=2)
+    async with units() as uow:
+        await handlers.run_watchdogs(SqlNotifierStore(uow.session), WATCH, clock())
+    async with units() as uow:
+        assert [b.instance for b in await SqlNotifierStore(uow.session).heartbeats()] == ["new"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_common.alerts import Severity, SourceKind
@@ -371,6 +371,10 @@ class SqlNotifierStore:
             )
             for r in rows
         ]
+
+    async def forget_heartbeats(self, before: datetime) -> int:
+        result = await self.session.exec(delete(HeartbeatRow).where(col(HeartbeatRow.seen_at) < before))
+        return int(result.rowcount or 0)
 
     async def load_watch(self, name: str) -> dict[str, Any] | None:
         row = await self.session.get(WatchStateRow, (PLATFORM, name))
