@@ -334,9 +334,16 @@ async def run_watchdogs(
     verdicts += lag_verdicts(beats, now, settings.lag_threshold, settings.rating_every)
     if dead_letter_ends is not None:
         dlq_state = await store.load_watch("dead-letters") or {}
-        dlq = DeadLetterWatch({k: int(v) for k, v in dlq_state.items()})
-        verdicts += dlq.check(dead_letter_ends)
-        await store.save_watch("dead-letters", dict(dlq.ends))
+        checked = dlq_state.get("last_check_at")
+        dlq = DeadLetterWatch(
+            settings.rating_every,
+            datetime.fromisoformat(checked) if checked else None,
+            {k: int(v) for k, v in (dlq_state.get("ends") or {}).items()},
+        )
+        dlq_verdicts = dlq.check(dead_letter_ends, now)
+        if dlq_verdicts is not None:
+            verdicts += dlq_verdicts
+            await store.save_watch("dead-letters", {"last_check_at": now.isoformat(), "ends": dlq.ends})
     for verdict in verdicts:
         await _apply_verdict(store, verdict, settings, now)
     return verdicts

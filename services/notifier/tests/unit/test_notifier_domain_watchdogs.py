@@ -67,9 +67,13 @@ def test_lag_above_the_threshold_fires_per_group() -> None:
     assert verdict.firing and verdict.summary == "Consumer rater is 1100 message(s) behind (threshold 1000)"
 
 
-def test_a_dead_letter_topic_that_grows_fires_and_one_that_stays_resolves() -> None:
-    watch = DeadLetterWatch()
-    assert not any(v.firing for v in watch.check({"dlq.rater": 3}))
-    grown = watch.check({"dlq.rater": 5})
-    assert grown[0].firing and grown[0].summary == "Dead-letter topic dlq.rater grew by 2 message(s) to 5"
-    assert not watch.check({"dlq.rater": 5})[0].firing
+def test_a_dead_letter_topic_that_grows_fires_for_x_minutes_and_one_that_stays_resolves() -> None:
+    watch = DeadLetterWatch(every=X)
+    first = watch.check({"dlq.rater": 3}, T0)
+    assert first is not None and not any(v.firing for v in first)
+    assert watch.check({"dlq.rater": 5}, T0 + timedelta(minutes=1)) is None  # held until X has passed
+    grown = watch.check({"dlq.rater": 5}, T0 + X)
+    assert grown is not None and grown[0].firing
+    assert grown[0].summary == "Dead-letter topic dlq.rater grew by 2 message(s) to 5"
+    calm = watch.check({"dlq.rater": 5}, T0 + 2 * X)
+    assert calm is not None and not calm[0].firing

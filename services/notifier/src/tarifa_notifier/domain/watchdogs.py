@@ -123,11 +123,20 @@ def lag_verdicts(beats: Sequence[ServiceBeat], now: datetime, threshold: int, fr
 
 @dataclass(slots=True)
 class DeadLetterWatch:
-    """A dead-letter topic whose end offset grew since the previous check has new poison messages."""
+    """A dead-letter topic whose end offset grew since the previous check has new poison messages.
 
+    Checked every `every` (the watchdog's X minutes), not every tick: a verdict then holds for X
+    minutes, longer than the group wait, so a burst of dead letters is told, not lost in a flap.
+    """
+
+    every: timedelta
+    last_check_at: datetime | None = None
     ends: dict[str, int] = field(default_factory=dict)
 
-    def check(self, ends: Mapping[str, int]) -> list[Verdict]:
+    def check(self, ends: Mapping[str, int], now: datetime) -> list[Verdict] | None:
+        if self.last_check_at is not None and now < self.last_check_at + self.every:
+            return None
+        self.last_check_at = now
         verdicts = []
         for topic, end in sorted(ends.items()):
             before = self.ends.get(topic)
