@@ -1,0 +1,1 @@
+"""The notifier's rules in plain Python: alerts, silences, inhibition, grouping, routing, watchdogs."""

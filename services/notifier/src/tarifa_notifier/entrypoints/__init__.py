@@ -1,0 +1,1 @@
+"""Entry points of the notifier: the HTTP API, its schemas, the CLI and the service spec."""

@@ -1,5 +1,6 @@
 """How the `tarifa` CLI finds the notifier (entry point `tarifa.services`)."""
 
+import typer
 from fastapi import FastAPI
 
 from tarifa_common.config import ServiceSettings
@@ -13,9 +14,16 @@ def _create_app(settings: ServiceSettings) -> FastAPI:
     return create_app(settings)
 
 
+def _commands() -> typer.Typer:
+    from tarifa_notifier.entrypoints.cli import commands
+
+    return commands()
+
+
 SPEC = ServiceSpec(
     name="notifier",
     summary="Alerts, watchdogs, e-mail and SMS.",
     settings=NotifierSettings,
     create_app=_create_app,
+    commands=_commands,
 )
