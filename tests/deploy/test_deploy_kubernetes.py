@@ -184,7 +184,8 @@ def test_secrets_are_referenced_and_never_rendered(overlay: str, rendered: dict[
     for name, deployment in tarifa_deployments(docs).items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         refs = {env["valueFrom"]["secretKeyRef"]["name"] for env in container["env"] if "valueFrom" in env}
-        assert refs == {f"tarifa-{name}-database", "tarifa-jwt"}
+        extra = {"voip-summit": {"tarifa-voip-summit-secret-key"}}.get(name, set())
+        assert refs == {f"tarifa-{name}-database", "tarifa-jwt", *extra}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

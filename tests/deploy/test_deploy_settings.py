@@ -18,6 +18,7 @@ SPECS = discover()
 SECRET_PLACEHOLDERS = {
     "DATABASE_URL": "postgresql+asyncpg://tarifa:secret@postgresql:5432/tarifa",
     "JWT_SECRET": "x" * 48,
+    "SECRET_KEY": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",  # a Fernet key, made up for the test
 }
 
 
