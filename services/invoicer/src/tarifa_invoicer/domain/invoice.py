@@ -186,7 +186,7 @@ def charge_lines(period: Period, charges: Sequence[Charge], tax_of: TaxOf) -> li
     """Recurring charges prorated by day of service; one-off charges billed in the period they fall in.
 
     Proration: a recurring charge active for only part of the period (a contract started on the
-    15th, a line cancelled on the 10th) bills amount × days active / days in period, so the
+    15th, a line cancelled on the 10th) bills amount x days active / days in period, so the
     first and last invoices are fair and a change of plan mid-month needs no manual credit.
     """
     lines: list[InvoiceLine] = []
