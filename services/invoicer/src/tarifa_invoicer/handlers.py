@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from tarifa_common import contracts, topics
 from tarifa_common.errors import Conflict, InvalidInput
@@ -84,7 +85,7 @@ class Store(Protocol):
 
     async def contracts_to_bill(self, tenant: str, period: Period) -> list[ContractTerms]: ...
 
-    async def contracts_with_calls(self, tenant: str, before: datetime) -> set[str]: ...
+    async def contracts_with_calls(self, tenant: str, since: datetime, before: datetime) -> set[str]: ...
 
     async def customer_history(self, tenant: str, before: date) -> dict[str, list[Decimal]]: ...
 
@@ -175,12 +176,14 @@ class RunReport:
 Progress = Callable[[RunReport], Awaitable[None]]
 
 
+def midnight(day: date, time_zone: str) -> datetime:
+    """The instant `day` starts in the tenant's zone: billing periods follow the tenant's calendar."""
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(time_zone))
+
+
 def period_bounds(period: Period, time_zone: str) -> datetime:
     """The instant the period ends in the tenant's zone (calls before it belong to it)."""
-    from zoneinfo import ZoneInfo
-
-    following = date.fromordinal(period.end.toordinal() + 1)
-    return datetime(following.year, following.month, following.day, tzinfo=ZoneInfo(time_zone))
+    return midnight(date.fromordinal(period.end.toordinal() + 1), time_zone)
 
 
 def _dedupe_key(contract_id: str, period: Period) -> str:
@@ -259,11 +262,15 @@ async def bill_period(
         seller = await store.seller(tenant)
         terms = [t for t in await store.contracts_to_bill(tenant, period) if t.customer.billable]
         cutoff = period_bounds(period, seller.time_zone)
-        with_calls = await store.contracts_with_calls(tenant, cutoff)
+        since = midnight(period.start, seller.time_zone)
+        with_calls = await store.contracts_with_calls(tenant, since, cutoff)
         history = await store.customer_history(tenant, period.start)
     report.total = len(terms)
     report.findings = silent_contracts([t.id for t in terms if t.line_ids], with_calls)
     report.findings.append(SOURCES_TODO)
+    if hold_on_findings and any(f is not SOURCES_TODO for f in report.findings):
+        report.held = True
+        return report
     current: dict[str, Decimal] = {}
     for start in range(0, len(terms), chunk):
         batch = terms[start : start + chunk]

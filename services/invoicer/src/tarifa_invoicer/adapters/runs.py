@@ -1,0 +1,93 @@
+"""Billing runs as jobs: a row that reports progress while `handlers.bill_period` works through the contracts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import date
+
+from tarifa_common.events import utcnow
+from tarifa_common.unit_of_work import UnitOfWorkFactory
+from tarifa_invoicer import handlers
+from tarifa_invoicer.adapters.accounts import new_id
+from tarifa_invoicer.adapters.store import store_factory
+from tarifa_invoicer.adapters.tables import BillingRun
+from tarifa_invoicer.domain.invoice import Period
+
+log = logging.getLogger(__name__)
+
+
+async def create_run(units: UnitOfWorkFactory, tenant: str, period: Period, dry_run: bool) -> str:
+    run_id = new_id()
+    async with units() as uow:
+        uow.session.add(
+            BillingRun(
+                id=run_id,
+                tenant=tenant,
+                period_start=period.start,
+                period_end=period.end,
+                dry_run=dry_run,
+                status="running",
+                net=handlers.RunReport(period, dry_run).net,
+                checks="[]",
+                created_at=utcnow(),
+            )
+        )
+    return run_id
+
+
+async def _save(units: UnitOfWorkFactory, run_id: str, report: handlers.RunReport, status: str) -> None:
+    async with units() as uow:
+        run = await uow.session.get(BillingRun, run_id)
+        if run is None:
+            return
+        run.total, run.done, run.issued, run.skipped = report.total, report.done, len(report.issued), report.skipped
+        run.net = report.net
+        run.checks = json.dumps([asdict(finding) for finding in report.findings])
+        run.status = status
+        if status != "running":
+            run.finished_at = utcnow()
+        uow.session.add(run)
+
+
+async def execute_run(
+    units: UnitOfWorkFactory,
+    run_id: str,
+    tenant: str,
+    period: Period,
+    *,
+    dry_run: bool,
+    hold_on_findings: bool,
+    issue_date: date,
+    progress: handlers.Progress | None = None,
+) -> handlers.RunReport:
+    """Run the billing and keep the run row up to date; a failure is recorded on the run, then re-raised."""
+
+    async def report_progress(report: handlers.RunReport) -> None:
+        await _save(units, run_id, report, "running")
+        if progress is not None:
+            await progress(report)
+
+    try:
+        report = await handlers.bill_period(
+            store_factory(units),
+            tenant,
+            period,
+            issue_date=issue_date,
+            dry_run=dry_run,
+            hold_on_findings=hold_on_findings,
+            run_id=run_id,
+            progress=report_progress,
+            new_id=new_id,
+        )
+    except Exception as error:
+        log.exception("billing run %s failed", run_id)
+        async with units() as uow:
+            run = await uow.session.get(BillingRun, run_id)
+            if run is not None:
+                run.status, run.error, run.finished_at = "failed", f"{type(error).__name__}: {error}", utcnow()
+                uow.session.add(run)
+        raise
+    await _save(units, run_id, report, "held" if report.held else "finished")
+    return report
