@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -96,8 +96,8 @@ class Store(Protocol):
     async def already_issued(self, tenant: str, dedupe_keys: Sequence[str]) -> set[str]: ...
 
     async def take_usage(
-        self, tenant: str, contract_id: str, before: datetime, invoice_id: str | None
-    ) -> list[ClassUsage]: ...
+        self, tenant: str, invoices: Mapping[str, str | None], before: datetime
+    ) -> dict[str, list[ClassUsage]]: ...
 
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None: ...
 
@@ -276,9 +276,9 @@ async def bill_period(
         batch = terms[start : start + chunk]
         async with stores() as store:
             if dry_run:
+                usages = await store.take_usage(tenant, {contract.id: None for contract in batch}, cutoff)
                 for contract in batch:
-                    usage = await store.take_usage(tenant, contract.id, cutoff, None)
-                    draft = draft_for(contract, period, seller, usage)
+                    draft = draft_for(contract, period, seller, usages.get(contract.id, []))
                     current[contract.customer.id] = current.get(contract.customer.id, Decimal(0)) + draft.totals.net
                     report.net += draft.totals.net
                     report.drafts.append(
@@ -308,14 +308,14 @@ async def _issue_chunk(
 ) -> None:
     next_number = await store.lock_series(tenant, seller.series)
     done = await store.already_issued(tenant, [_dedupe_key(t.id, period) for t in batch])
-    for contract in batch:
+    todo = [contract for contract in batch if _dedupe_key(contract.id, period) not in done]
+    report.skipped += len(batch) - len(todo)
+    invoice_ids: dict[str, str | None] = {contract.id: new_id() for contract in todo}
+    usages = await store.take_usage(tenant, invoice_ids, cutoff) if todo else {}
+    for contract in todo:
         key = _dedupe_key(contract.id, period)
-        if key in done:
-            report.skipped += 1
-            continue
-        invoice_id = new_id()
-        usage = await store.take_usage(tenant, contract.id, cutoff, invoice_id)
-        draft = draft_for(contract, period, seller, usage)
+        invoice_id = str(invoice_ids[contract.id])
+        draft = draft_for(contract, period, seller, usages.get(contract.id, []))
         number = invoice_number(seller.series, next_number)
         document = Document(
             kind=InvoiceKind.INVOICE,

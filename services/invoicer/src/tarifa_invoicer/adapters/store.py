@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -356,36 +356,40 @@ class SqlStore(Store):
         return set(result.all())
 
     async def take_usage(
-        self, tenant: str, contract_id: str, before: datetime, invoice_id: str | None
-    ) -> list[ClassUsage]:
-        """Mark the contract's unbilled calls as billed by `invoice_id`, then sum what was marked.
+        self, tenant: str, invoices: Mapping[str, str | None], before: datetime
+    ) -> dict[str, list[ClassUsage]]:
+        """Mark each contract's unbilled calls with its invoice id, then sum what was marked, per contract.
 
-        Marking first and summing the marked rows means a call that arrives meanwhile is either
-        in both or in neither. Without an invoice id (dry run), sum the unbilled calls only.
+        Two statements per chunk of contracts, whatever its size. Marking first and summing the
+        marked rows means a call that arrives meanwhile is either in both or in neither. A contract
+        mapped to None (dry run) is only summed, over its unbilled calls.
         """
-        if invoice_id is not None:
-            await self.session.exec(
+        contract_ids = list(invoices)
+        marking = {contract: invoice for contract, invoice in invoices.items() if invoice is not None}
+        unbilled = [
+            col(UsageCall.tenant) == tenant,
+            col(UsageCall.contract_id).in_(contract_ids),
+            col(UsageCall.invoice_id).is_(None),
+            col(UsageCall.started_at) < before,
+        ]
+        if marking:
+            await self._execute(
                 sa.update(UsageCall)
-                .where(
-                    col(UsageCall.tenant) == tenant,
-                    col(UsageCall.contract_id) == contract_id,
-                    col(UsageCall.invoice_id).is_(None),
-                    col(UsageCall.started_at) < before,
-                )
-                .values(invoice_id=invoice_id)
+                .where(*unbilled)
+                .values(invoice_id=sa.case(marking, value=col(UsageCall.contract_id), else_=None))
             )
-            scope = [col(UsageCall.tenant) == tenant, col(UsageCall.invoice_id) == invoice_id]
-        else:
             scope = [
                 col(UsageCall.tenant) == tenant,
-                col(UsageCall.contract_id) == contract_id,
-                col(UsageCall.invoice_id).is_(None),
-                col(UsageCall.started_at) < before,
+                col(UsageCall.contract_id).in_(list(marking)),
+                col(UsageCall.invoice_id).in_(list(marking.values())),
             ]
+        else:
+            scope = unbilled
         adjustment = sa.case((col(UsageCall.calls) == 0, 1), else_=0)
         rows = (
             await self._execute(
                 sa.select(
+                    col(UsageCall.contract_id),
                     col(UsageCall.call_class),
                     adjustment,
                     sa.func.sum(col(UsageCall.calls)),
@@ -393,13 +397,17 @@ class SqlStore(Store):
                     sa.func.sum(col(UsageCall.amount_micros)),
                 )
                 .where(*scope)
-                .group_by(col(UsageCall.call_class), adjustment)
+                .group_by(col(UsageCall.contract_id), col(UsageCall.call_class), adjustment)
             )
         ).all()
-        return [
-            ClassUsage(call_class, int(calls or 0), int(seconds or 0), from_micros(int(micros or 0)), bool(adjusted))
-            for call_class, adjusted, calls, seconds, micros in rows
-        ]
+        usage: dict[str, list[ClassUsage]] = {}
+        for contract, call_class, adjusted, calls, seconds, micros in rows:
+            usage.setdefault(contract, []).append(
+                ClassUsage(
+                    call_class, int(calls or 0), int(seconds or 0), from_micros(int(micros or 0)), bool(adjusted)
+                )
+            )
+        return usage
 
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None:
         self.session.add(

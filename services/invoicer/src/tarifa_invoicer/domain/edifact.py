@@ -21,7 +21,9 @@ _SPECIAL = re.compile(r"([?:+'])")
 
 def escape(value: str) -> str:
     """Release the separators (`?` first of all) so a value never ends an element or segment."""
-    return _SPECIAL.sub(r"?\1", value.replace("\n", " "))
+    if "?" in value or ":" in value or "+" in value or "'" in value or "\n" in value:
+        return _SPECIAL.sub(r"?\1", value.replace("\n", " "))
+    return value
 
 
 def _segment(tag: str, *elements: str | Sequence[str]) -> str:
