@@ -65,6 +65,8 @@ class Issued:
     lines: tuple[InvoiceLine, ...]
     ubl: str
     edifact: str
+    seller: Party
+    buyer: Party
     credited_invoice_id: str | None = None
 
 
@@ -102,8 +104,6 @@ class Store(Protocol):
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None: ...
 
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
-
-    async def invoice_buyer(self, tenant: str, customer_id: str) -> Party: ...
 
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
@@ -204,6 +204,7 @@ def render_documents(document: Document) -> tuple[str, str]:
 
 def invoice_event(tenant: str, issued: Issued) -> Event:
     links = {
+        "pdf": f"/v1/invoices/{issued.id}/pdf",
         "ubl": f"/v1/invoices/{issued.id}/ubl",
         "edifact": f"/v1/invoices/{issued.id}/edifact",
         "self": f"/v1/invoices/{issued.id}",
@@ -349,6 +350,8 @@ async def _issue_chunk(
             lines=draft.lines,
             ubl=ubl_text,
             edifact=edifact_text,
+            seller=seller.party,
+            buyer=contract.customer.party,
         )
         await store.save_invoice(tenant, issued, key, run_id)
         store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
@@ -375,7 +378,7 @@ async def credit_invoice(
         raise Conflict(f"invoice {original.number} has already been credited")
     sequence = await store.lock_series(tenant, seller.credit_series)
     number = invoice_number(seller.credit_series, sequence)
-    buyer = await store.invoice_buyer(tenant, original.customer_id)
+    buyer = original.buyer  # the credit note names the parties as the invoice did
     document = Document(
         kind=InvoiceKind.CREDIT_NOTE,
         number=number,
@@ -410,6 +413,8 @@ async def credit_invoice(
         lines=original.lines,
         ubl=ubl_text,
         edifact=edifact_text,
+        seller=seller.party,
+        buyer=buyer,
         credited_invoice_id=original.id,
     )
     await store.save_invoice(tenant, credit, key, None)

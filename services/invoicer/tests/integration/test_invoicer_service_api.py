@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 import pytest_asyncio
+from pypdf import PdfReader
 from sqlmodel import select
 
 from tarifa_common import auth, contracts, topics
@@ -176,6 +178,11 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
     assert ubl_validator.errors(ubl.content) == []
     edifact = await api.get(f"/v1/invoices/{invoice['id']}/edifact", headers=admin)
     assert edifact_checker.errors(edifact.content.decode("latin-1")) == []
+    pdf = await api.get(f"/v1/invoices/{invoice['id']}/pdf", headers=admin)
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Invoice F-000001" in text and "13.74 EUR" in text
+    assert "Call detail (2 calls)" in text and "0612345678" in text and "1:30" in text
 
     async def published() -> tuple[list[Event], list[Event]]:
         issued = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -110,6 +111,7 @@ def customer_terms(customer: Customer) -> CustomerTerms:
 
 
 def issued_of(row: InvoiceRow) -> Issued:
+    parties = json.loads(row.parties)
     return Issued(
         id=row.id,
         number=row.number,
@@ -128,6 +130,8 @@ def issued_of(row: InvoiceRow) -> Issued:
         lines=lines_from_json(row.lines),
         ubl=row.ubl,
         edifact=row.edifact,
+        seller=Party(**parties["seller"]),
+        buyer=Party(**parties["buyer"]),
         credited_invoice_id=row.credited_invoice_id,
     )
 
@@ -181,6 +185,7 @@ class SqlStore(Store):
             "contract_id": contract_id,
             "line_id": call.line_id or call.extension,
             "call_class": call.call_class,
+            "dialled": (call.called_e164 or call.dialled)[:64],
             "started_at": call.started_at,
             "calls": 0 if billed else 1,
             "seconds": call.charged_seconds - sum(row.seconds for row in billed),
@@ -409,6 +414,15 @@ class SqlStore(Store):
             )
         return usage
 
+    async def call_detail(self, tenant: str, invoice_id: str) -> list[UsageCall]:
+        """The calls an invoice billed, in time order: its call-detail annex."""
+        result = await self.session.exec(
+            select(UsageCall)
+            .where(UsageCall.tenant == tenant, UsageCall.invoice_id == invoice_id)
+            .order_by(col(UsageCall.started_at))
+        )
+        return list(result.all())
+
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None:
         self.session.add(
             InvoiceRow(
@@ -431,6 +445,7 @@ class SqlStore(Store):
                 tax=invoice.tax,
                 total=invoice.total,
                 lines=lines_to_json(invoice.lines),
+                parties=json.dumps({"seller": asdict(invoice.seller), "buyer": asdict(invoice.buyer)}),
                 ubl=invoice.ubl,
                 edifact=invoice.edifact,
                 run_id=run_id,
@@ -443,12 +458,6 @@ class SqlStore(Store):
         if row is None or row.tenant != tenant:
             raise NotFound(f"invoice {invoice_id} not found")
         return issued_of(row)
-
-    async def invoice_buyer(self, tenant: str, customer_id: str) -> Party:
-        customer = await self.session.get(Customer, customer_id)
-        if customer is None or customer.tenant != tenant:
-            raise NotFound(f"customer {customer_id} not found")
-        return party_of(customer)
 
 
 def store_factory(units: UnitOfWorkFactory) -> Any:

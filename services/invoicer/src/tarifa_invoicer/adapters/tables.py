@@ -153,6 +153,7 @@ class UsageCall(SQLModel, table=True):
     contract_id: str | None = Field(default=None, max_length=36)
     line_id: str | None = Field(default=None, max_length=100)
     call_class: str = Field(max_length=50)
+    dialled: str = Field(default="", max_length=64, description="for the call-detail annex")
     started_at: datetime = _when()
     calls: int = Field(description="1 for a call, 0 for a re-rate adjustment of a billed call")
     seconds: int
@@ -198,6 +199,7 @@ class InvoiceRow(SQLModel, table=True):
     tax: Decimal = _money()
     total: Decimal = _money()
     lines: str = Field(sa_type=sa.Text, description="JSON of the lines and tax subtotals")
+    parties: str = Field(sa_type=sa.Text, description="JSON of seller and buyer as issued")
     ubl: str = Field(sa_type=sa.Text)
     edifact: str = Field(sa_type=sa.Text)
     run_id: str | None = Field(default=None, max_length=36)

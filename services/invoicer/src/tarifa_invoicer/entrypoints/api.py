@@ -20,7 +20,7 @@ from tarifa_common.http import require, runtime_of
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, runs
+from tarifa_invoicer.adapters import accounts, pdf, runs
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.adapters.tables import BillingRun, InvoiceRow
 from tarifa_invoicer.bootstrap import bootstrap
@@ -252,6 +252,26 @@ async def get_edifact(invoice_id: str, request: Request, principal: Viewer) -> R
         row.edifact.encode("latin-1", errors="replace"),
         media_type="application/EDIFACT",
         headers={"Content-Disposition": f'attachment; filename="{row.number}.edi"'},
+    )
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    tags=["invoices"],
+    summary="The invoice as PDF, with the call-detail annex",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def get_pdf(invoice_id: str, request: Request, principal: Viewer) -> Response:
+    async with units_of(request)() as uow:
+        store = SqlStore(uow)
+        invoice = await store.invoice(principal.tenant, invoice_id)
+        calls = await store.call_detail(principal.tenant, invoice_id)
+    content = await asyncio.to_thread(pdf.render, invoice, calls)
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
     )
 
 
