@@ -10,7 +10,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from tarifa_invoicer.adapters.tables import UsageCall, from_micros
 from tarifa_invoicer.domain.documents import Party
@@ -92,20 +92,58 @@ def render(invoice: Issued, calls: Sequence[UsageCall]) -> bytes:
     ]
     story += [Spacer(0, 4 * mm), Table(summary, colWidths=[40 * mm, 50 * mm, 50 * mm, 40 * mm], style=_GRID)]
     if calls:
-        story += [PageBreak(), Paragraph(f"Call detail ({len(calls)} calls)", _STYLES["Heading2"])]
-        detail: list[list[str]] = [["Started (UTC)", "Line", "Number", "Class", "Duration", "Amount"]]
-        detail += [
-            [
-                f"{call.started_at:%Y-%m-%d %H:%M:%S}",
-                call.line_id or "",
-                call.dialled,
-                call.call_class,
-                _duration(call.seconds),
-                f"{from_micros(call.amount_micros):.4f}",
-            ]
-            for call in calls
-        ]
-        widths = [35 * mm, 28 * mm, 40 * mm, 30 * mm, 20 * mm, 27 * mm]
-        story.append(Table(detail, colWidths=widths, style=_GRID, repeatRows=1))
+        story += [PageBreak(), Paragraph(f"Call detail ({len(calls)} calls)", _STYLES["Heading2"]), CallDetail(calls)]
     document.build(story)  # type: ignore[arg-type]
     return buffer.getvalue()
+
+
+_ROW = 3.6 * mm
+_COLUMNS = (("Started (UTC)", 0.0), ("Line", 36 * mm), ("Number", 64 * mm), ("Class", 104 * mm), ("Duration", 134 * mm))
+
+
+class CallDetail(Flowable):
+    """The call-detail annex drawn straight on the canvas: laying out a Table of thousands of rows is slow.
+
+    It splits across pages like a table, with the header repeated on each page.
+    """
+
+    def __init__(self, calls: Sequence[UsageCall]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        self.width = available_width
+        return available_width, _ROW * (len(self.calls) + 1)
+
+    def split(self, available_width: float, available_height: float) -> list[Flowable]:
+        fits = int(available_height // _ROW) - 1
+        if fits >= len(self.calls):
+            return [self]
+        if fits < 1:
+            return []
+        return [CallDetail(self.calls[:fits]), CallDetail(self.calls[fits:])]
+
+    def draw(self) -> None:
+        canvas = self.canv
+        top = _ROW * len(self.calls)
+        canvas.setFont("Helvetica-Bold", 7)
+        for title, x in _COLUMNS:
+            canvas.drawString(x, top, title)
+        canvas.drawRightString(self.width, top, "Amount")
+        text = canvas.beginText()
+        text.setFont("Helvetica", 7)
+        for index, call in enumerate(self.calls, start=1):
+            y = top - index * _ROW
+            cells = (
+                f"{call.started_at:%Y-%m-%d %H:%M:%S}",
+                (call.line_id or "")[:18],
+                call.dialled[:24],
+                call.call_class[:18],
+                _duration(call.seconds),
+            )
+            for (_, x), cell in zip(_COLUMNS, cells, strict=True):
+                text.setTextOrigin(x, y)
+                text.textOut(cell)
+        canvas.drawText(text)
+        for index, call in enumerate(self.calls, start=1):
+            canvas.drawRightString(self.width, top - index * _ROW, f"{from_micros(call.amount_micros):.4f}")
