@@ -79,6 +79,10 @@ class Store(Protocol):
 
     async def record_call(self, call: contracts.RatedCall, contract_id: str | None) -> bool: ...
 
+    async def attach_line(self, tenant: str, contract_id: str, line_id: str, on: date) -> bool: ...
+
+    async def detach_line(self, tenant: str, line_id: str, on: date) -> bool: ...
+
     async def contract_status(self, tenant: str, contract_id: str) -> tuple[str, contracts.ContractStatus]: ...
 
     async def set_contract_status(self, tenant: str, contract_id: str, status: contracts.ContractStatus) -> None: ...
@@ -117,6 +121,20 @@ async def record_rated_call(event: Event, store: Store) -> None:
     call = contracts.RatedCall.model_validate(event.data)
     contract_id = call.contract_id or await store.contract_of_line(call.tenant, call.line_id, call.extension)
     await store.record_call(call, contract_id)
+
+
+async def follow_line(event: Event, store: Store) -> None:
+    """`line.events`: a line voip-summit creates for a contract is assigned to it; a cancelled line ends.
+
+    A line's charges end with it (see `charge_lines`). Lines of contracts the invoicer does not
+    know are ignored: the contract may be billed elsewhere.
+    """
+    change = contracts.LineChanged.model_validate(event.data)
+    day = event.time.date()
+    if change.kind in (contracts.LineEventKind.CREATED, contracts.LineEventKind.ACTIVATED):
+        await store.attach_line(change.tenant, change.line.contract_id, change.line.line_id, day)
+    elif change.kind is contracts.LineEventKind.CANCELLED:
+        await store.detach_line(change.tenant, change.line.line_id, day)
 
 
 # --- contracts ----------------------------------------------------------------------------------

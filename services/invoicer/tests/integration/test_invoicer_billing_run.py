@@ -352,3 +352,57 @@ async def test_a_customer_far_above_its_last_twelve_months_is_flagged(
     flagged = [f for f in report.findings if f.check == "total_against_12_months"]
     assert [f.object_id for f in flagged] == [tenant["standard"]]
     assert contract
+
+
+def line_event(kind: contracts.LineEventKind, contract_id: str, line_id: str, day: date) -> Event:
+    change = contracts.LineChanged(
+        tenant=TENANT, kind=kind, line=contracts.LineSnapshot(line_id=line_id, contract_id=contract_id, due_day=10)
+    )
+    return Event(
+        type=contracts.line_event_type(kind),
+        source="tarifa/voip-summit",
+        tenant=TENANT,
+        data=change.model_dump(mode="json"),
+        time=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+    )
+
+
+async def test_lines_from_voip_summit_are_assigned_and_their_rental_ends_with_them(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    contract = await add_contract(units, tenant["exempt"], [])
+    async with units() as uow:
+        await accounts.add_charge(
+            uow.session,
+            TENANT,
+            contract,
+            {
+                "description": "Line rental",
+                "amount": Decimal("31.00"),
+                "recurring": True,
+                "starts_on": date(2026, 1, 1),
+                "ends_on": None,
+                "tax_rate": None,
+                "line_id": "sip-7",
+            },
+        )
+    async with units() as uow:
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CREATED, contract, "sip-7", date(2026, 9, 1)), SqlStore(uow)
+        )
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CREATED, "unknown", "sip-8", date(2026, 9, 1)), SqlStore(uow)
+        )
+    await deliver(units, rated("c1", "sip-7", "0.50"))
+    async with units() as uow:
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CANCELLED, contract, "sip-7", date(2026, 10, 10)), SqlStore(uow)
+        )
+    await bill(units)
+    (invoice,) = await invoices(units)
+    lines = json.loads(invoice.lines)
+    # rental for 1-10 October (10/31 of 31.00) and the call, which was attributed through the line
+    assert [(line["description"], line["net"]) for line in lines] == [
+        ("Line rental (10/31 days)", "10.00"),
+        ("Calls local: 1 calls, 1.00 min", "0.50"),
+    ]

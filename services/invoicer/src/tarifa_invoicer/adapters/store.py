@@ -203,6 +203,36 @@ class SqlStore(Store):
         self.session.add(UsageCall(tenant=call.tenant, record_id=call.record_id, **values))
         return True
 
+    async def attach_line(self, tenant: str, contract_id: str, line_id: str, on: date) -> bool:
+        contract = await self.session.get(ContractRow, contract_id)
+        if contract is None or contract.tenant != tenant:
+            return False
+        line = (
+            await self.session.exec(
+                select(ContractLine).where(ContractLine.tenant == tenant, ContractLine.line_id == line_id)
+            )
+        ).first()
+        if line is None:
+            self.session.add(ContractLine(tenant=tenant, contract_id=contract_id, line_id=line_id, assigned_on=on))
+            return True
+        if line.contract_id == contract_id and line.ended_on is None:
+            return False
+        line.contract_id, line.assigned_on, line.ended_on = contract_id, on, None
+        self.session.add(line)
+        return True
+
+    async def detach_line(self, tenant: str, line_id: str, on: date) -> bool:
+        line = (
+            await self.session.exec(
+                select(ContractLine).where(ContractLine.tenant == tenant, ContractLine.line_id == line_id)
+            )
+        ).first()
+        if line is None or line.ended_on is not None:
+            return False
+        line.ended_on = on
+        self.session.add(line)
+        return True
+
     async def _contract(self, tenant: str, contract_id: str) -> ContractRow:
         row = await self.session.get(ContractRow, contract_id)
         if row is None or row.tenant != tenant:
