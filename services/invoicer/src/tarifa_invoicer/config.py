@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tarifa_common.config import ServiceSettings
@@ -12,3 +13,11 @@ class InvoicerSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8104
 
     model_config = SettingsConfigDict(env_prefix="TARIFA_INVOICER_", extra="ignore", validate_default=True)
+
+    edi_signing_secret: SecretStr = Field(
+        default=SecretStr("development-edi-signing-secret"),
+        description="HMAC key of EDI pushes (X-Tarifa-Signature); set a real one in production",
+    )
+    delivery_poll_seconds: float = Field(default=2.0, gt=0)
+    delivery_max_attempts: int = Field(default=5, ge=1, description="passes before a delivery is marked failed")
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -15,7 +15,7 @@ from tarifa_common import contracts, topics
 from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_invoicer.domain import edifact, ubl
-from tarifa_invoicer.domain.accounts import ContractTerms, check_transition, due_date
+from tarifa_invoicer.domain.accounts import ContractTerms, EdiFormat, check_transition, due_date
 from tarifa_invoicer.domain.checks import SOURCES_TODO, Finding, outlier_customers, silent_contracts
 from tarifa_invoicer.domain.documents import Document, Party
 from tarifa_invoicer.domain.invoice import (
@@ -106,6 +106,8 @@ class Store(Protocol):
     ) -> dict[str, list[ClassUsage]]: ...
 
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None: ...
+
+    async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None: ...
 
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
 
@@ -373,6 +375,9 @@ async def _issue_chunk(
         )
         await store.save_invoice(tenant, issued, key, run_id)
         store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
+        customer = contract.customer
+        if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
+            await store.queue_delivery(tenant, invoice_id, customer.delivery_endpoint, customer.edi_format.value)
         next_number += 1
         report.issued.append(number)
         report.net += draft.totals.net

@@ -406,3 +406,62 @@ async def test_lines_from_voip_summit_are_assigned_and_their_rental_ends_with_th
         ("Line rental (10/31 days)", "10.00"),
         ("Calls local: 1 calls, 1.00 min", "0.50"),
     ]
+
+
+async def test_edi_is_pushed_signed_once_through_failures_and_logged(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.adapters.tables import Delivery
+    from tarifa_invoicer.config import InvoicerSettings
+
+    settings = InvoicerSettings(
+        database_url="sqlite+aiosqlite://", edi_signing_secret="s3cret", delivery_max_attempts=2
+    )
+    async with running(ErpEndpoint(secret="s3cret", fail_first=2)) as erp:
+        async with units() as uow:
+            pushed = await accounts.create_customer(uow.session, TENANT, customer("Pushed", delivery_endpoint=erp.url))
+        await add_contract(units, pushed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            assert await deliver_pending(units, settings, client) == 1  # 503, 503, then 202 within one pass
+            assert await deliver_pending(units, settings, client) == 0
+    (invoice,) = [row for row in await invoices(units) if row.customer_id == pushed.id]
+    assert erp.received == {invoice.id: invoice.ubl.encode()}
+    assert erp.requests == 3
+    async with units() as uow:
+        (delivery,) = (await uow.session.exec(select(Delivery))).all()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert json.loads(delivery.log)[0]["outcome"] == "HTTP 202"
+
+
+async def test_an_endpoint_that_keeps_failing_is_marked_failed_and_alerted(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.adapters.tables import Delivery
+    from tarifa_invoicer.config import InvoicerSettings
+
+    settings = InvoicerSettings(database_url="sqlite+aiosqlite://", edi_signing_secret="wrong", delivery_max_attempts=2)
+    async with running(ErpEndpoint(secret="s3cret")) as erp:
+        async with units() as uow:
+            pushed = await accounts.create_customer(uow.session, TENANT, customer("Pushed", delivery_endpoint=erp.url))
+        await add_contract(units, pushed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            await deliver_pending(units, settings, client)
+            await deliver_pending(units, settings, client)
+    assert erp.received == {}
+    async with units() as uow:
+        (delivery,) = (await uow.session.exec(select(Delivery))).all()
+        alerts = (await uow.session.exec(select(OutboxEntry).where(OutboxEntry.topic == "alert.events"))).all()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert [entry["outcome"] for entry in json.loads(delivery.log)] == ["HTTP 401", "HTTP 401"]
+    assert len(alerts) == 1

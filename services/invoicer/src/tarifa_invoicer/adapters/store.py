@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -24,6 +25,7 @@ from tarifa_invoicer.adapters.tables import (
     ContractLine,
     ContractRow,
     Customer,
+    Delivery,
     InvoiceRow,
     NumberSeries,
     UsageCall,
@@ -107,6 +109,7 @@ def customer_terms(customer: Customer) -> CustomerTerms:
         tax_rate=customer.tax_rate,
         party=party_of(customer),
         edi_format=EdiFormat(customer.edi_format),
+        delivery_endpoint=customer.delivery_endpoint,
     )
 
 
@@ -443,6 +446,20 @@ class SqlStore(Store):
                 )
             )
         return usage
+
+    async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None:
+        self.session.add(
+            Delivery(
+                id=str(uuid.uuid4()),
+                tenant=tenant,
+                invoice_id=invoice_id,
+                endpoint=endpoint,
+                edi_format=edi_format,
+                status="pending",
+                log="[]",
+                created_at=utcnow(),
+            )
+        )
 
     async def call_detail(self, tenant: str, invoice_id: str) -> list[UsageCall]:
         """The calls an invoice billed, in time order: its call-detail annex."""

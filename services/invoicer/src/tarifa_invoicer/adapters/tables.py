@@ -224,3 +224,21 @@ class BillingRun(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = _when()
     finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Delivery(SQLModel, table=True):
+    """An EDI document pushed to a customer's endpoint: its status and the log of its attempts."""
+
+    __tablename__ = "invoicer_delivery"
+    __table_args__ = (sa.UniqueConstraint("tenant", "invoice_id", name="uq_invoicer_delivery_invoice"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100)
+    invoice_id: str = Field(max_length=36)
+    endpoint: str = Field(max_length=500)
+    edi_format: str = Field(max_length=20)
+    status: str = Field(index=True, max_length=20, description="pending, delivered or failed")
+    attempts: int = 0
+    log: str = Field(sa_type=sa.Text, description="JSON list of attempts: at, outcome")
+    created_at: datetime = _when()
+    delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -60,6 +60,7 @@ class CustomerTerms:
     tax_rate: Decimal | None
     party: Party
     edi_format: EdiFormat
+    delivery_endpoint: str | None = None
 
 
 def buyer_endpoint(peppol_id: str | None, gln: str | None, emails: list[str]) -> str:

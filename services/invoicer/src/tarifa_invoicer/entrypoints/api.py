@@ -10,6 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from sqlmodel import select
 
 from tarifa_common import auth
 from tarifa_common.config import ServiceSettings
@@ -20,9 +21,9 @@ from tarifa_common.http import require, runtime_of
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, pdf, runs
+from tarifa_invoicer.adapters import accounts, delivery, pdf, runs
 from tarifa_invoicer.adapters.store import SqlStore
-from tarifa_invoicer.adapters.tables import BillingRun, InvoiceRow
+from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
 from tarifa_invoicer.bootstrap import bootstrap
 from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.invoice import Period
@@ -273,6 +274,18 @@ async def get_pdf(invoice_id: str, request: Request, principal: Viewer) -> Respo
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
     )
+
+
+@router.get("/invoices/{invoice_id}/deliveries", tags=["invoices"], summary="EDI pushes of the invoice and their log")
+async def get_deliveries(invoice_id: str, request: Request, principal: Viewer) -> list[dict[str, Any]]:
+    async with units_of(request)() as uow:
+        await accounts.get_invoice(uow.session, principal.tenant, invoice_id)
+        rows = (
+            await uow.session.exec(
+                select(Delivery).where(Delivery.tenant == principal.tenant, Delivery.invoice_id == invoice_id)
+            )
+        ).all()
+        return delivery.delivery_rows(list(rows))
 
 
 @router.post(
