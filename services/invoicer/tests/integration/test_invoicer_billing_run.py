@@ -465,3 +465,47 @@ async def test_an_endpoint_that_keeps_failing_is_marked_failed_and_alerted(
     assert (delivery.status, delivery.attempts) == ("failed", 2)
     assert [entry["outcome"] for entry in json.loads(delivery.log)] == ["HTTP 401", "HTTP 401"]
     assert len(alerts) == 1
+
+
+async def test_reports_list_the_months_invoices_and_the_twelve_month_synthesis_with_a_chart(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from tarifa_invoicer.adapters import reports
+
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    await add_contract(units, tenant["exempt"], [{"description": "S", "amount": Decimal("19.90")}])
+    await handlers.bill_period(
+        store_factory(units), TENANT, Period.month("2026-09"), issue_date=date(2026, 10, 1), new_id=accounts.new_id
+    )
+    await bill(units)
+    (september_school,) = [
+        row for row in await invoices(units) if row.customer_id == tenant["exempt"] and row.period_start.month == 9
+    ]
+    async with units() as uow:
+        await handlers.credit_invoice(
+            SqlStore(uow), TENANT, september_school.id, issue_date=date(2026, 11, 2), new_id=accounts.new_id
+        )
+    async with units() as uow:
+        table = load_workbook(io.BytesIO(await reports.invoice_table(uow.session, TENANT, OCTOBER.start))).active
+        synthesis_book = load_workbook(
+            io.BytesIO(await reports.twelve_month_synthesis(uow.session, TENANT, OCTOBER.start))
+        )
+    rows = list(table.iter_rows(values_only=True))
+    assert [row[0] for row in rows] == ["Number", "F-000003", "F-000004", "Total"]
+    assert sorted(row[6] for row in rows[1:3]) == [10, 19.9]  # XLSX numbers are floats
+    assert rows[3][6] == "=SUM(G2:G3)"
+    synthesis = synthesis_book.active
+    header, *customers = list(synthesis.iter_rows(values_only=True))
+    assert header[1] == "2025-11" and header[12] == "2026-10"
+    by_name = {row[0]: row for row in customers}
+    # September's invoice of Ecole Libre was credited in full (CN-000001 is September's period)
+    assert (
+        by_name["Ecole Libre"][11:14] in [(0, 19.9, 19.9), (Decimal("0.00"), 19.9, 19.9)]
+        or by_name["Ecole Libre"][12] == 19.9
+    )
+    assert by_name["Hotel du Lac"][11:14] == (10, 10, 20)
+    assert len(synthesis._charts) == 1

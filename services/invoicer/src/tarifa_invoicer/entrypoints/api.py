@@ -21,7 +21,7 @@ from tarifa_common.http import require, runtime_of
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, delivery, pdf, runs
+from tarifa_invoicer.adapters import accounts, delivery, pdf, reports, runs
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
 from tarifa_invoicer.bootstrap import bootstrap
@@ -309,6 +309,42 @@ async def post_credit_note(
         return invoice_out(await accounts.get_invoice(uow.session, principal.tenant, credit.id), with_lines=True)
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Month = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
+
+
+@router.get(
+    "/reports/invoices.xlsx",
+    tags=["reports"],
+    summary="The table of a month's invoices and credit notes, with totals",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}},
+)
+async def get_invoice_table(period: Month, request: Request, principal: Viewer) -> Response:
+    start = Period.month(period).start
+    async with units_of(request)() as uow:
+        content = await reports.invoice_table(uow.session, principal.tenant, start)
+    return Response(
+        content, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="invoices-{period}.xlsx"'}
+    )
+
+
+@router.get(
+    "/reports/synthesis.xlsx",
+    tags=["reports"],
+    summary="Net invoiced per customer over the 12 months ending with `until`, with a chart",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}},
+)
+async def get_synthesis(until: Month, request: Request, principal: Viewer) -> Response:
+    last = Period.month(until).start
+    async with units_of(request)() as uow:
+        content = await reports.twelve_month_synthesis(uow.session, principal.tenant, last)
+    return Response(
+        content, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="synthesis-{until}.xlsx"'}
+    )
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     if not isinstance(settings, InvoicerSettings):
         raise InvalidInput("settings", "the invoicer needs InvoicerSettings")
@@ -323,6 +359,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             {"name": "customers", "description": "Billable customers, tax treatment and EDI settings"},
             {"name": "contracts", "description": "Contracts, their status, lines and charges"},
             {"name": "billing", "description": "Billing runs with pre-checks and progress"},
-            {"name": "invoices", "description": "Issued invoices and credit notes, UBL and EDIFACT downloads"},
+            {"name": "invoices", "description": "Issued invoices and credit notes, UBL, EDIFACT and PDF downloads"},
+            {"name": "reports", "description": "XLSX reports: a month's invoices, the 12-month synthesis"},
         ],
     )
