@@ -21,3 +21,9 @@ class InvoicerSettings(ServiceSettings):
     delivery_poll_seconds: float = Field(default=2.0, gt=0)
     delivery_max_attempts: int = Field(default=5, ge=1, description="passes before a delivery is marked failed")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = Field(default="invoices@tarifa.invalid", description="From: of invoice e-mails")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False

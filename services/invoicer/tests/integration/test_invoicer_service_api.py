@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 
 import httpx
+import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlmodel import select
 
 from tarifa_common import auth, contracts, topics
-from tarifa_common.broker import EmbeddedBroker
+from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.events import Event, decode
 from tarifa_common.kafka import Publisher
 from tarifa_common.testing import eventually, read_all, unique
@@ -24,11 +29,32 @@ from tarifa_invoicer.entrypoints.api import create_app
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook
+        self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[attr-defined]
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
 @pytest_asyncio.fixture
 async def service(
-    broker: EmbeddedBroker, database_url: str, fast_consumers: dict[str, str]
+    broker: EmbeddedBroker, database_url: str, fast_consumers: dict[str, str], mailbox: tuple[Mailbox, int]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     settings = InvoicerSettings(
+        smtp_port=mailbox[1],
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
         jwt_secret=SECRET,
@@ -49,7 +75,7 @@ def bearer(tenant: str, *roles: str) -> dict[str, str]:
 
 
 async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_published_and_downloadable(
-    service: tuple[httpx.AsyncClient, object], broker: EmbeddedBroker, ubl_validator, edifact_checker
+    service: tuple[httpx.AsyncClient, object], broker: EmbeddedBroker, mailbox, ubl_validator, edifact_checker
 ) -> None:
     api, runtime = service
     tenant = unique("tenant")
@@ -89,6 +115,7 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
             "country": "FR",
             "gln": "3012345000017",
             "edi_format": "edifact",
+            "emails": ["billing@hotel.example"],
         },
     )
     assert created.status_code == 201, created.text
@@ -183,6 +210,13 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Invoice F-000001" in text and "13.74 EUR" in text
     assert "Call detail (2 calls)" in text and "0612345678" in text and "1:30" in text
+    sent = await api.post(f"/v1/invoices/{invoice['id']}/email", headers=admin, json={"with_edi": "edifact"})
+    assert sent.json() == {"sent_to": ["billing@hotel.example"], "attachments": ["F-000001.pdf", "F-000001.edi"]}
+    (received,) = mailbox[0].messages
+    assert received["To"] == "billing@hotel.example"
+    attachments = {part.get_filename(): part.get_content() for part in received.iter_attachments()}
+    assert attachments["F-000001.pdf"][:5] == b"%PDF-"
+    assert edifact_checker.errors(attachments["F-000001.edi"].decode("latin-1")) == []
 
     async def published() -> tuple[list[Event], list[Event]]:
         issued = [

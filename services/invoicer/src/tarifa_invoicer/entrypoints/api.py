@@ -21,11 +21,12 @@ from tarifa_common.http import require, runtime_of
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, delivery, pdf, reports, runs
+from tarifa_invoicer.adapters import accounts, delivery, mail, pdf, reports, runs
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
 from tarifa_invoicer.bootstrap import bootstrap
 from tarifa_invoicer.config import InvoicerSettings
+from tarifa_invoicer.domain.accounts import EdiFormat, check_emails
 from tarifa_invoicer.domain.invoice import Period
 from tarifa_invoicer.entrypoints import schemas
 
@@ -286,6 +287,26 @@ async def get_deliveries(invoice_id: str, request: Request, principal: Viewer) -
             )
         ).all()
         return delivery.delivery_rows(list(rows))
+
+
+@router.post(
+    "/invoices/{invoice_id}/email", tags=["invoices"], summary="E-mail the PDF (and the EDI document if asked)"
+)
+async def post_email(invoice_id: str, body: schemas.EmailIn, request: Request, principal: Operator) -> schemas.EmailOut:
+    settings = runtime_of(request).settings
+    assert isinstance(settings, InvoicerSettings)
+    async with units_of(request)() as uow:
+        store = SqlStore(uow)
+        invoice = await store.invoice(principal.tenant, invoice_id)
+        calls = await store.call_detail(principal.tenant, invoice_id)
+        customer = await accounts.get_customer(uow.session, principal.tenant, invoice.customer_id)
+    recipients = check_emails(body.to) if body.to is not None else json.loads(customer.emails)
+    with_edi = body.with_edi.value if body.with_edi and body.with_edi is not EdiFormat.NONE else None
+    message = await asyncio.to_thread(mail.message, settings, invoice, calls, recipients, with_edi)
+    await mail.send(settings, message)
+    return schemas.EmailOut(
+        sent_to=recipients, attachments=[part.get_filename() or "" for part in message.iter_attachments()]
+    )
 
 
 @router.post(

@@ -222,3 +222,15 @@ class InvoiceOut(BaseModel):
     tax: Decimal
     total: Decimal
     lines: list[dict[str, object]] = Field(default_factory=list)
+
+
+class EmailIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"to": None, "with_edi": "ubl"}]})
+
+    to: list[str] | None = Field(default=None, description="the customer's addresses if not given")
+    with_edi: EdiFormat | None = Field(default=None, description="attach the UBL or EDIFACT document too")
+
+
+class EmailOut(BaseModel):
+    sent_to: list[str]
+    attachments: list[str]
