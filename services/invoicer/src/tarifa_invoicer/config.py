@@ -27,3 +27,6 @@ class InvoicerSettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    auto_bill_day: int = Field(
+        default=0, ge=0, le=28, description="day of the month to bill the month before automatically; 0 = off"
+    )

@@ -109,6 +109,8 @@ class Store(Protocol):
 
     async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None: ...
 
+    async def delivery_target(self, tenant: str, customer_id: str) -> tuple[str, str] | None: ...
+
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
 
 
@@ -442,5 +444,8 @@ async def credit_invoice(
     )
     await store.save_invoice(tenant, credit, key, None)
     await store.set_next_number(tenant, seller.credit_series, sequence + 1)
+    target = await store.delivery_target(tenant, original.customer_id)
+    if target is not None:
+        await store.queue_delivery(tenant, credit.id, *target)
     store.emit(invoice_event(tenant, credit), topics.INVOICE_ISSUED, credit.customer_id)
     return credit

@@ -509,3 +509,35 @@ async def test_reports_list_the_months_invoices_and_the_twelve_month_synthesis_w
     )
     assert by_name["Hotel du Lac"][11:14] == (10, 10, 20)
     assert len(synthesis._charts) == 1
+
+
+async def test_the_scheduler_bills_the_closed_month_once_from_its_day_on(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    assert await runs.bill_closed_periods(units, date(2026, 11, 1), bill_day=2) == []
+    (run_id,) = await runs.bill_closed_periods(units, date(2026, 11, 2), bill_day=2)
+    assert await runs.bill_closed_periods(units, date(2026, 11, 3), bill_day=2) == []
+    (invoice,) = await invoices(units)
+    assert (invoice.period_start, invoice.issue_date, invoice.run_id) == (OCTOBER.start, date(2026, 11, 2), run_id)
+
+
+async def test_a_credit_note_is_pushed_like_its_invoice(units: UnitOfWorkFactory, tenant: dict[str, str]) -> None:
+    from tarifa_invoicer.adapters.tables import Delivery
+
+    async with units() as uow:
+        pushed = await accounts.create_customer(
+            uow.session, TENANT, customer("Pushed", delivery_endpoint="https://erp.example/edi", edi_format="edifact")
+        )
+    await add_contract(units, pushed.id, [{"description": "S", "amount": Decimal("10")}])
+    await bill(units)
+    (invoice,) = await invoices(units)
+    async with units() as uow:
+        credit = await handlers.credit_invoice(
+            SqlStore(uow), TENANT, invoice.id, issue_date=ISSUED_ON, new_id=accounts.new_id
+        )
+    async with units() as uow:
+        queued = (await uow.session.exec(select(Delivery))).all()
+    assert sorted((d.invoice_id, d.edi_format) for d in queued) == sorted(
+        [(invoice.id, "edifact"), (credit.id, "edifact")]
+    )

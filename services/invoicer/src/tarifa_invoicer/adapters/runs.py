@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import asdict
 from datetime import date
 
+from sqlmodel import col, select
+
 from tarifa_common.events import utcnow
+from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters.accounts import new_id
 from tarifa_invoicer.adapters.store import store_factory
-from tarifa_invoicer.adapters.tables import BillingRun
+from tarifa_invoicer.adapters.tables import BillingProfile, BillingRun
+from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.invoice import Period
 
 log = logging.getLogger(__name__)
@@ -91,3 +96,58 @@ async def execute_run(
         raise
     await _save(units, run_id, report, "held" if report.held else "finished")
     return report
+
+
+def previous_month(today: date) -> Period:
+    first = date(today.year, today.month, 1)
+    return Period.month(f"{date.fromordinal(first.toordinal() - 1):%Y-%m}")
+
+
+async def bill_closed_periods(units: UnitOfWorkFactory, today: date, bill_day: int) -> list[str]:
+    """From `bill_day` of a month on, bill the month before for every tenant with a profile, once.
+
+    A tenant whose run for that month already exists (finished, held or failed) is left alone:
+    a held or failed run waits for a person. Runs hold on pre-check findings, since nobody
+    watches them. Returns the run ids started.
+    """
+    if today.day < bill_day:
+        return []
+    period = previous_month(today)
+    async with units() as uow:
+        tenants = list((await uow.session.exec(select(BillingProfile.tenant))).all())
+        done = set(
+            (
+                await uow.session.exec(
+                    select(BillingRun.tenant).where(
+                        BillingRun.period_start == period.start, col(BillingRun.dry_run).is_(False)
+                    )
+                )
+            ).all()
+        )
+    started: list[str] = []
+    for tenant in tenants:
+        if tenant in done:
+            continue
+        run_id = await create_run(units, tenant, period, dry_run=False)
+        started.append(run_id)
+        try:
+            await execute_run(units, run_id, tenant, period, dry_run=False, hold_on_findings=True, issue_date=today)
+        except Exception:
+            log.exception("scheduled billing of %s for %s failed; the run says why", tenant, period.label)
+    return started
+
+
+async def billing_scheduler(runtime: ServiceRuntime) -> None:
+    """Background task: bill closed periods at `auto_bill_day`, checking every hour (off when 0)."""
+    settings = runtime.settings
+    assert isinstance(settings, InvoicerSettings)
+    if not settings.auto_bill_day:
+        return
+    while True:
+        try:
+            await bill_closed_periods(runtime.units, utcnow().date(), settings.auto_bill_day)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("billing scheduler pass failed; trying again in an hour")
+        await asyncio.sleep(3600)

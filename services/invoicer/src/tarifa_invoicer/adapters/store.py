@@ -461,6 +461,14 @@ class SqlStore(Store):
             )
         )
 
+    async def delivery_target(self, tenant: str, customer_id: str) -> tuple[str, str] | None:
+        customer = await self.session.get(Customer, customer_id)
+        if customer is None or customer.tenant != tenant or not customer.delivery_endpoint:
+            return None
+        if EdiFormat(customer.edi_format) is EdiFormat.NONE:
+            return None
+        return customer.delivery_endpoint, customer.edi_format
+
     async def call_detail(self, tenant: str, invoice_id: str) -> list[UsageCall]:
         """The calls an invoice billed, in time order: its call-detail annex."""
         result = await self.session.exec(
