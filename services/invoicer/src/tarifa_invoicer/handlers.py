@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -199,8 +199,12 @@ Progress = Callable[[RunReport], Awaitable[None]]
 
 
 def midnight(day: date, time_zone: str) -> datetime:
-    """The instant `day` starts in the tenant's zone: billing periods follow the tenant's calendar."""
-    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(time_zone))
+    """The instant `day` starts in the tenant's zone, in UTC: billing periods follow the tenant's calendar.
+
+    In UTC because that is how call times are stored (SQLite keeps no offset, so instants are
+    only comparable in one zone).
+    """
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(time_zone)).astimezone(UTC)
 
 
 def period_bounds(period: Period, time_zone: str) -> datetime:

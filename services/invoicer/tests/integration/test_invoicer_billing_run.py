@@ -205,7 +205,9 @@ async def test_a_run_issues_cent_exact_invoices_whose_ubl_and_edifact_validate(
     press = await add_contract(units, tenant["reduced"], [{"description": "Subscription", "amount": Decimal("10.00")}])
     # 300 calls of 0.004167 each: 1.2501 -> 1.25, minus the 1.00 allowance
     await deliver(units, *[rated(f"r{i}", "l-hotel", "0.004167") for i in range(300)])
-    await deliver(units, rated("late", "l-hotel", "9.99", when=datetime(2026, 11, 1, 0, 30, tzinfo=UTC)))  # 01:30 Paris
+    await deliver(
+        units, rated("late", "l-hotel", "9.99", when=datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    )  # 00:30 Paris
 
     report = await bill(units)
 
