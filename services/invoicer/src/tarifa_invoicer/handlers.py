@@ -16,7 +16,7 @@ from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_invoicer.domain import edifact, ubl
 from tarifa_invoicer.domain.accounts import ContractTerms, EdiFormat, check_transition, due_date
-from tarifa_invoicer.domain.checks import SOURCES_TODO, Finding, outlier_customers, silent_contracts
+from tarifa_invoicer.domain.checks import SOURCES_TODO, Finding, outlier_customers, silent_contracts, unattributed
 from tarifa_invoicer.domain.documents import Document, Party
 from tarifa_invoicer.domain.invoice import (
     ClassUsage,
@@ -92,6 +92,8 @@ class Store(Protocol):
     async def contracts_to_bill(self, tenant: str, period: Period) -> list[ContractTerms]: ...
 
     async def contracts_with_calls(self, tenant: str, since: datetime, before: datetime) -> set[str]: ...
+
+    async def unattributed_calls(self, tenant: str, since: datetime, before: datetime) -> int: ...
 
     async def customer_history(self, tenant: str, before: date) -> dict[str, list[Decimal]]: ...
 
@@ -291,9 +293,12 @@ async def bill_period(
         cutoff = period_bounds(period, seller.time_zone)
         since = midnight(period.start, seller.time_zone)
         with_calls = await store.contracts_with_calls(tenant, since, cutoff)
+        orphans = await store.unattributed_calls(tenant, since, cutoff)
         history = await store.customer_history(tenant, period.start)
     report.total = len(terms)
     report.findings = silent_contracts([t.id for t in terms if t.line_ids], with_calls)
+    if orphans:
+        report.findings.append(unattributed(orphans))
     report.findings.append(SOURCES_TODO)
     if hold_on_findings and any(f is not SOURCES_TODO for f in report.findings):
         report.held = True

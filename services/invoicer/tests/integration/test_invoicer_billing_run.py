@@ -323,7 +323,7 @@ async def test_a_dry_run_issues_nothing_and_reports_contracts_with_lines_but_no_
         units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}], lines=["quiet"]
     )
     await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}], lines=["busy"])
-    await deliver(units, rated("b1", "busy", "0.10"))
+    await deliver(units, rated("b1", "busy", "0.10"), rated("o1", "nobody", "0.20"), rated("o2", "nobody", "0.20"))
     run_id = await runs.create_run(units, TENANT, OCTOBER, True)
     report = await runs.execute_run(
         units, run_id, TENANT, OCTOBER, dry_run=True, hold_on_findings=False, issue_date=ISSUED_ON
@@ -333,6 +333,8 @@ async def test_a_dry_run_issues_nothing_and_reports_contracts_with_lines_but_no_
     assert [(f.check, f.object_id) for f in report.findings if f.check == "lines_without_calls"] == [
         ("lines_without_calls", silent)
     ]
+    (orphans,) = [f for f in report.findings if f.check == "calls_without_contract"]
+    assert orphans.detail.startswith("2 rated calls")
     held = await bill(units, hold_on_findings=True)
     assert held.held and held.issued == []
     async with units() as uow:

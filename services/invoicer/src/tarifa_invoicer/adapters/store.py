@@ -342,6 +342,17 @@ class SqlStore(Store):
         )
         return {contract for contract in result.all() if contract}
 
+    async def unattributed_calls(self, tenant: str, since: datetime, before: datetime) -> int:
+        result = await self._execute(
+            sa.select(sa.func.count()).where(
+                col(UsageCall.tenant) == tenant,
+                col(UsageCall.contract_id).is_(None),
+                col(UsageCall.started_at) >= since,
+                col(UsageCall.started_at) < before,
+            )
+        )
+        return int(result.scalar_one())
+
     async def customer_history(self, tenant: str, before: date) -> dict[str, list[Decimal]]:
         since = before - timedelta(days=366)
         rows = (

@@ -48,6 +48,15 @@ def outlier_customers(current: Mapping[str, Decimal], history: Mapping[str, Sequ
     return findings
 
 
+def unattributed(count: int) -> Finding:
+    """Calls of the period on no known contract's line are billed to nobody until a line is assigned."""
+    return Finding(
+        "calls_without_contract",
+        "usage",
+        f"{count} rated calls of the period belong to no contract: assign their lines, then bill again",
+    )
+
+
 SOURCES_TODO = Finding(
     "sources_delivered",
     "collector",
