@@ -545,3 +545,45 @@ async def test_a_credit_note_is_pushed_like_its_invoice(units: UnitOfWorkFactory
     assert sorted((d.invoice_id, d.edi_format) for d in queued) == sorted(
         [(invoice.id, "edifact"), (credit.id, "edifact")]
     )
+
+
+async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tenant: dict[str, str], units) -> None:
+    import os
+    import shutil
+    import sys
+
+    for _ in range(3):
+        await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    async with units() as uow:
+        url = str(uow.session.bind.url.render_as_string(hide_password=False))
+    tarifa = shutil.which("tarifa", path=os.path.dirname(sys.executable))
+    assert tarifa is not None
+
+    async def run(*extra: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            tarifa,
+            "invoicer",
+            "bill",
+            "--tenant",
+            TENANT,
+            "--period",
+            "2026-10",
+            "--issue-date",
+            "2026-11-01",
+            *extra,
+            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await run("--dry-run")
+    assert code == 0, err
+    assert "would issue 3 invoices, net 30.00" in out
+    assert "3/3 contracts" in err
+    assert await invoices(units) == []
+    code, out, err = await run()
+    assert code == 0, err
+    assert "issued 3 invoices, net 30.00; 0 already issued before" in out
+    assert [row.number for row in await invoices(units)] == ["F-000001", "F-000002", "F-000003"]
