@@ -243,3 +243,37 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
         contracts.ContractStatus.ACTIVE,
         contracts.ContractStatus.BLOCKED_MANUALLY,
     ]
+
+
+async def test_the_api_says_what_to_fix(service: tuple[httpx.AsyncClient, object]) -> None:
+    api, _ = service
+    tenant = unique("tenant")
+    operator = bearer(tenant, "operator")
+    no_profile = await api.post("/v1/billing-runs", headers=operator, json={"period": "2026-10"})
+    assert no_profile.status_code == 404
+    assert "PUT /v1/billing-profile first" in no_profile.json()["detail"]
+    bad_month = await api.post("/v1/billing-runs", headers=operator, json={"period": "2026-13"})
+    assert (bad_month.status_code, bad_month.json()["errors"][0]["field"]) == (422, "period")
+    specific = await api.post(
+        "/v1/customers",
+        headers=operator,
+        json={
+            "name": "X",
+            "street": "s",
+            "city": "c",
+            "postcode": "1",
+            "country": "FR",
+            "tax_treatment": "specific",
+            "emails": ["x@example.com"],
+        },
+    )
+    assert (specific.status_code, specific.json()["errors"][0]["field"]) == (422, "tax_rate")
+    no_address = await api.post(
+        "/v1/customers",
+        headers=operator,
+        json={"name": "X", "street": "s", "city": "c", "postcode": "1", "country": "FR"},
+    )
+    assert "Peppol id, a GLN or an e-mail" in no_address.json()["detail"]
+    assert (await api.post("/v1/customers", headers=bearer(tenant, "viewer"), json={})).status_code == 403
+    assert (await api.get("/v1/invoices/nope", headers=operator)).status_code == 404
+    assert (await api.post("/v1/invoices/nope/credit-note", headers=operator)).status_code == 404
