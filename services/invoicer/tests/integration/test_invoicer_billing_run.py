@@ -477,6 +477,7 @@ async def test_reports_list_the_months_invoices_and_the_twelve_month_synthesis_w
     import io
 
     from openpyxl import load_workbook
+    from pypdf import PdfReader
 
     from tarifa_invoicer.adapters import reports
 
@@ -494,10 +495,14 @@ async def test_reports_list_the_months_invoices_and_the_twelve_month_synthesis_w
             SqlStore(uow), TENANT, september_school.id, issue_date=date(2026, 11, 2), new_id=accounts.new_id
         )
     async with units() as uow:
-        table = load_workbook(io.BytesIO(await reports.invoice_table(uow.session, TENANT, OCTOBER.start))).active
-        synthesis_book = load_workbook(
-            io.BytesIO(await reports.twelve_month_synthesis(uow.session, TENANT, OCTOBER.start))
-        )
+        table_report = await reports.invoice_report(uow.session, TENANT, OCTOBER.start)
+        synthesis_report = await reports.synthesis_report(uow.session, TENANT, OCTOBER.start)
+    table = load_workbook(io.BytesIO(reports.to_xlsx(table_report, total_row=True))).active
+    synthesis_book = load_workbook(io.BytesIO(reports.to_xlsx(synthesis_report, chart=True)))
+    pdf_text = " ".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(reports.to_pdf(synthesis_report, chart=True))).pages
+    )
+    assert "12 months to 2026-10" in pdf_text and "Hotel du Lac" in pdf_text
     rows = list(table.iter_rows(values_only=True))
     assert [row[0] for row in rows] == ["Number", "F-000003", "F-000004", "Total"]
     assert sorted(row[6] for row in rows[1:3]) == [10, 19.9]  # XLSX numbers are floats

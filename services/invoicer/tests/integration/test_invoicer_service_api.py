@@ -277,3 +277,8 @@ async def test_the_api_says_what_to_fix(service: tuple[httpx.AsyncClient, object
     assert (await api.post("/v1/customers", headers=bearer(tenant, "viewer"), json={})).status_code == 403
     assert (await api.get("/v1/invoices/nope", headers=operator)).status_code == 404
     assert (await api.post("/v1/invoices/nope/credit-note", headers=operator)).status_code == 404
+    empty = await api.get("/v1/reports/invoices.pdf?period=2026-10", headers=operator)
+    assert (empty.status_code, empty.headers["content-type"]) == (200, "application/pdf")
+    synthesis = await api.get("/v1/reports/synthesis.xlsx?until=2026-10", headers=operator)
+    assert synthesis.content[:2] == b"PK"
+    assert (await api.get("/v1/reports/invoices.csv?period=2026-10", headers=operator)).status_code == 422

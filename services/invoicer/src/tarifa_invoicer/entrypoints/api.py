@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, status
 from sqlmodel import select
 
 from tarifa_common import auth
@@ -335,34 +335,42 @@ Month = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
 
 
 @router.get(
-    "/reports/invoices.xlsx",
+    "/reports/invoices.{extension}",
     tags=["reports"],
-    summary="The table of a month's invoices and credit notes, with totals",
+    summary="The table of a month's invoices and credit notes, as xlsx (with totals) or pdf",
     response_class=Response,
-    responses={200: {"content": {XLSX: {}}}},
+    responses={200: {"content": {XLSX: {}, "application/pdf": {}}}},
 )
-async def get_invoice_table(period: Month, request: Request, principal: Viewer) -> Response:
-    start = Period.month(period).start
+async def get_invoice_table(
+    extension: Annotated[str, Path(pattern="^(xlsx|pdf)$")], period: Month, request: Request, principal: Viewer
+) -> Response:
     async with units_of(request)() as uow:
-        content = await reports.invoice_table(uow.session, principal.tenant, start)
-    return Response(
-        content, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="invoices-{period}.xlsx"'}
-    )
+        report = await reports.invoice_report(uow.session, principal.tenant, Period.month(period).start)
+    return _report(report, extension, f"invoices-{period}", chart=False)
 
 
 @router.get(
-    "/reports/synthesis.xlsx",
+    "/reports/synthesis.{extension}",
     tags=["reports"],
-    summary="Net invoiced per customer over the 12 months ending with `until`, with a chart",
+    summary="Net invoiced per customer over the 12 months ending with `until`, with a chart, as xlsx or pdf",
     response_class=Response,
-    responses={200: {"content": {XLSX: {}}}},
+    responses={200: {"content": {XLSX: {}, "application/pdf": {}}}},
 )
-async def get_synthesis(until: Month, request: Request, principal: Viewer) -> Response:
-    last = Period.month(until).start
+async def get_synthesis(
+    extension: Annotated[str, Path(pattern="^(xlsx|pdf)$")], until: Month, request: Request, principal: Viewer
+) -> Response:
     async with units_of(request)() as uow:
-        content = await reports.twelve_month_synthesis(uow.session, principal.tenant, last)
+        report = await reports.synthesis_report(uow.session, principal.tenant, Period.month(until).start)
+    return _report(report, extension, f"synthesis-{until}", chart=True)
+
+
+def _report(report: reports.Report, extension: str, name: str, *, chart: bool) -> Response:
+    if extension == "pdf":
+        content, media_type = reports.to_pdf(report, chart=chart), "application/pdf"
+    else:
+        content, media_type = reports.to_xlsx(report, chart=chart, total_row=not chart), XLSX
     return Response(
-        content, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="synthesis-{until}.xlsx"'}
+        content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}.{extension}"'}
     )
 
 
