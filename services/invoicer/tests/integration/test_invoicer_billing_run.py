@@ -592,3 +592,23 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
     assert code == 0, err
     assert "issued 3 invoices, net 30.00; 0 already issued before" in out
     assert [row.number for row in await invoices(units)] == ["F-000001", "F-000002", "F-000003"]
+
+
+async def test_lines_are_imported_from_a_csv_file_all_or_nothing(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    from tarifa_common.errors import InvalidInput
+
+    contract = await add_contract(units, tenant["standard"], [])
+    good = f"contract_id,line_id,assigned_on\n{contract},ext-1,2026-10-01\n{contract},ext-2,2026-10-02\n"
+    async with units() as uow:
+        assert await accounts.import_lines(uow.session, TENANT, good) == 2
+    bad = f"contract_id,line_id,assigned_on\n{contract},ext-3,2026-10-01\n{contract},ext-1,2026-10-01\n"
+    with pytest.raises(InvalidInput) as error:
+        async with units() as uow:
+            await accounts.import_lines(uow.session, TENANT, bad)
+    assert error.value.problems[0].field == "line 3"
+    assert "already assigned" in error.value.message
+    async with units() as uow:
+        assert await SqlStore(uow).contract_of_line(TENANT, "ext-3", None) is None
+        assert await SqlStore(uow).contract_of_line(TENANT, None, "ext-2") == contract

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from datetime import date
@@ -132,6 +134,30 @@ async def assign_line(session: AsyncSession, tenant: str, contract_id: str, line
     line = ContractLine(tenant=tenant, contract_id=contract_id, line_id=line_id, assigned_on=on)
     session.add(line)
     return line
+
+
+async def import_lines(session: AsyncSession, tenant: str, text: str) -> int:
+    """Assign lines from CSV `contract_id,line_id,assigned_on` (header required); all or nothing.
+
+    A bad row names its line number and field, and nothing is assigned.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"contract_id", "line_id", "assigned_on"} - set(reader.fieldnames or [])
+    if missing:
+        raise InvalidInput("file", f"the header must name contract_id,line_id,assigned_on; missing {sorted(missing)}")
+    count = 0
+    for number, row in enumerate(reader, start=2):
+        try:
+            on = date.fromisoformat(row["assigned_on"].strip())
+        except ValueError as error:
+            raise InvalidInput(f"line {number}.assigned_on", f"{row['assigned_on']!r} is not YYYY-MM-DD") from error
+        try:
+            await assign_line(session, tenant, row["contract_id"].strip(), row["line_id"].strip(), on)
+        except (NotFound, Conflict) as error:
+            raise InvalidInput(f"line {number}", error.message) from error
+        await session.flush()
+        count += 1
+    return count
 
 
 async def end_line(session: AsyncSession, tenant: str, contract_id: str, line_id: str, on: date) -> ContractLine:

@@ -142,6 +142,23 @@ async def post_line(contract_id: str, body: schemas.LineIn, request: Request, pr
 
 
 @router.post(
+    "/contracts/lines/import",
+    tags=["contracts"],
+    summary="Assign lines from a CSV file (contract_id,line_id,assigned_on); all or nothing",
+    openapi_extra={
+        "requestBody": {
+            "content": {"text/csv": {"example": "contract_id,line_id,assigned_on\n9b2f...,ext-201,2026-10-01\n"}},
+            "required": True,
+        }
+    },
+)
+async def import_lines(request: Request, principal: Operator) -> dict[str, int]:
+    text = (await request.body()).decode("utf-8-sig")
+    async with units_of(request)() as uow:
+        return {"assigned": await accounts.import_lines(uow.session, principal.tenant, text)}
+
+
+@router.post(
     "/contracts/{contract_id}/lines/{line_id}/end",
     tags=["contracts"],
     summary="End a line's assignment (its charges end with it)",
