@@ -340,6 +340,11 @@ async def test_a_dry_run_issues_nothing_and_reports_contracts_with_lines_but_no_
     async with units() as uow:
         run = await accounts.get_run(uow.session, TENANT, run_id)
     assert (run.status, run.done, run.total) == ("finished", 2, 2)
+    async with units() as uow:  # assigning the line afterwards brings its calls to the contract
+        await accounts.assign_line(uow.session, TENANT, silent, "nobody", date(2026, 10, 1))
+    adopted = await bill(units, dry_run=True)
+    assert adopted.net == Decimal("20.50")
+    assert [f.check for f in adopted.findings if f.check in {"calls_without_contract", "lines_without_calls"}] == []
 
 
 async def test_a_customer_far_above_its_last_twelve_months_is_flagged(

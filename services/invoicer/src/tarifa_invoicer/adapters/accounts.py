@@ -18,7 +18,7 @@ from tarifa_common.errors import Conflict, InvalidInput, NotFound
 from tarifa_common.events import utcnow
 from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters.store import SqlStore
+from tarifa_invoicer.adapters.store import SqlStore, adopt_orphan_calls
 from tarifa_invoicer.adapters.tables import (
     BillingProfile,
     BillingRun,
@@ -133,6 +133,7 @@ async def assign_line(session: AsyncSession, tenant: str, contract_id: str, line
         raise Conflict(f"line {line_id} is already assigned to contract {taken.contract_id}")
     line = ContractLine(tenant=tenant, contract_id=contract_id, line_id=line_id, assigned_on=on)
     session.add(line)
+    await adopt_orphan_calls(session, tenant, contract_id, line_id)
     return line
 
 

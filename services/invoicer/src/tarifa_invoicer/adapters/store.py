@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_common import contracts, topics
 from tarifa_common.errors import NotFound
@@ -139,6 +140,21 @@ def issued_of(row: InvoiceRow) -> Issued:
     )
 
 
+async def adopt_orphan_calls(session: AsyncSession, tenant: str, contract_id: str, line_id: str) -> None:
+    """Unbilled calls of a line that belonged to no contract join the contract the line is assigned to."""
+    connection = await session.connection()
+    await connection.execute(
+        sa.update(UsageCall)
+        .where(
+            col(UsageCall.tenant) == tenant,
+            col(UsageCall.line_id) == line_id,
+            col(UsageCall.contract_id).is_(None),
+            col(UsageCall.invoice_id).is_(None),
+        )
+        .values(contract_id=contract_id)
+    )
+
+
 class SqlStore(Store):
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
@@ -217,11 +233,13 @@ class SqlStore(Store):
         ).first()
         if line is None:
             self.session.add(ContractLine(tenant=tenant, contract_id=contract_id, line_id=line_id, assigned_on=on))
+            await adopt_orphan_calls(self.session, tenant, contract_id, line_id)
             return True
         if line.contract_id == contract_id and line.ended_on is None:
             return False
         line.contract_id, line.assigned_on, line.ended_on = contract_id, on, None
         self.session.add(line)
+        await adopt_orphan_calls(self.session, tenant, contract_id, line_id)
         return True
 
     async def detach_line(self, tenant: str, line_id: str, on: date) -> bool:
