@@ -221,11 +221,11 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
     async def published() -> tuple[list[Event], list[Event]]:
         issued = [
             decode(r.headers, r.key, r.value)
-            for r in await read_all(broker.bootstrap_servers, topics.INVOICE_ISSUED.name, 1, timeout=3)
+            for r in await read_all(broker.bootstrap_servers, topics.INVOICE_ISSUED.name, 10_000, timeout=3)
         ]
         statuses = [
             decode(r.headers, r.key, r.value)
-            for r in await read_all(broker.bootstrap_servers, topics.CONTRACT_STATUS.name, 1, timeout=3)
+            for r in await read_all(broker.bootstrap_servers, topics.CONTRACT_STATUS.name, 10_000, timeout=3)
         ]
         issued, statuses = [e for e in issued if e.tenant == tenant], [e for e in statuses if e.tenant == tenant]
         assert len(issued) == 1 and len(statuses) == 2
