@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tarifa_common.config import ServiceSettings
@@ -12,3 +13,20 @@ class InvoicerSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8104
 
     model_config = SettingsConfigDict(env_prefix="TARIFA_INVOICER_", extra="ignore", validate_default=True)
+
+    edi_signing_secret: SecretStr = Field(
+        default=SecretStr("development-edi-signing-secret"),
+        description="HMAC key of EDI pushes (X-Tarifa-Signature); set a real one in production",
+    )
+    delivery_poll_seconds: float = Field(default=2.0, gt=0)
+    delivery_max_attempts: int = Field(default=5, ge=1, description="passes before a delivery is marked failed")
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = Field(default="invoices@tarifa.invalid", description="From: of invoice e-mails")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    auto_bill_day: int = Field(
+        default=0, ge=0, le=28, description="day of the month to bill the month before automatically; 0 = off"
+    )

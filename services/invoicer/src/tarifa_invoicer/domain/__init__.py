@@ -1,0 +1,1 @@
+"""The invoicer's rules in plain Python: invoice lines, taxes, charges, usage, numbering."""

@@ -1,0 +1,619 @@
+"""Billing runs on SQLite and PostgreSQL: exact totals, valid documents, gap-free numbers, no double billing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from tarifa_common import contracts
+from tarifa_common.db import make_engine, migrate, session_factory
+from tarifa_common.errors import Conflict
+from tarifa_common.events import Event
+from tarifa_common.messaging import OutboxEntry
+from tarifa_common.unit_of_work import UnitOfWorkFactory
+from tarifa_invoicer import handlers
+from tarifa_invoicer.adapters import accounts, runs
+from tarifa_invoicer.adapters.store import SqlStore, store_factory
+from tarifa_invoicer.adapters.tables import InvoiceRow, UsageCall
+from tarifa_invoicer.bootstrap import MIGRATIONS
+from tarifa_invoicer.domain.invoice import Period
+
+TENANT = "acme"
+OCTOBER = Period.month("2026-10")
+ISSUED_ON = date(2026, 11, 1)
+PROFILE = {
+    "seller_name": "Tarifa Telecom SAS",
+    "seller_vat_id": "FR40123456789",
+    "seller_street": "1 rue du Port",
+    "seller_city": "Marseille",
+    "seller_postcode": "13002",
+    "seller_country": "FR",
+    "seller_endpoint": "0009:12345678900011",
+    "seller_gln": "5790000435975",
+    "default_tax_rate": Decimal("20"),
+    "currency": "EUR",
+    "series": "F",
+    "credit_series": "CN",
+    "time_zone": "Europe/Paris",
+}
+
+
+def customer(name: str, **overrides: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "tax_id": "FR83404833048",
+        "street": "5 quai Ouest",
+        "city": "Annecy",
+        "postcode": "74000",
+        "country": "FR",
+        "emails": [f"billing@{name.lower().replace(' ', '-')}.example"],
+        "billable": True,
+        "tax_treatment": "default",
+        "tax_rate": None,
+        "language": "fr",
+        "edi_format": "ubl",
+        "gln": "3012345000017",
+        "peppol_id": None,
+        "delivery_endpoint": None,
+        **overrides,
+    }
+
+
+@pytest_asyncio.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    instance = make_engine(database_url)
+    await migrate(instance, MIGRATIONS, "invoicer")
+    yield instance
+    await instance.dispose()
+
+
+@pytest.fixture
+def units(engine: AsyncEngine) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(session_factory(engine))
+
+
+async def add_contract(
+    units: UnitOfWorkFactory,
+    customer_id: str,
+    charges: list[dict[str, object]],
+    lines: list[str] = (),  # type: ignore[assignment]
+    allowance: str = "0",
+) -> str:
+    async with units() as uow:
+        contract = await accounts.create_contract(
+            uow,
+            TENANT,
+            {
+                "customer_id": customer_id,
+                "cycle": "monthly",
+                "due_day": 10,
+                "starts_on": date(2026, 1, 1),
+                "ends_on": None,
+                "usage_allowance": Decimal(allowance),
+            },
+        )
+        for charge in charges:
+            await accounts.add_charge(
+                uow.session,
+                TENANT,
+                contract.id,
+                {
+                    "ends_on": None,
+                    "tax_rate": None,
+                    "line_id": None,
+                    "recurring": True,
+                    "starts_on": date(2026, 1, 1),
+                    **charge,
+                },
+            )
+        for line in lines:
+            await accounts.assign_line(uow.session, TENANT, contract.id, line, date(2026, 1, 1))
+        return contract.id
+
+
+def rated(
+    record: str,
+    line: str,
+    amount: str,
+    *,
+    version: int = 1,
+    call_class: str = "local",
+    seconds: int = 60,
+    when: datetime = datetime(2026, 10, 15, 10, 0, tzinfo=UTC),
+) -> Event:
+    call = contracts.RatedCall(
+        tenant=TENANT,
+        record_id=record,
+        version=version,
+        source_id="pbx",
+        call_id=record,
+        started_at=when,
+        direction=contracts.Direction.OUTBOUND,
+        dialled="0123",
+        call_class=call_class,
+        billable_seconds=seconds,
+        charged_seconds=seconds,
+        amount=Decimal(amount),
+        line_id=line,
+        rated_at=when,
+    )
+    return Event(type=contracts.CDR_RATED, source="tarifa/rater", tenant=TENANT, data=call.model_dump(mode="json"))
+
+
+async def deliver(units: UnitOfWorkFactory, *events: Event) -> None:
+    async with units() as uow:
+        for event in events:
+            await handlers.record_rated_call(event, SqlStore(uow))
+
+
+async def bill(
+    units: UnitOfWorkFactory, *, dry_run: bool = False, chunk: int = 200, **kwargs: object
+) -> handlers.RunReport:
+    return await handlers.bill_period(
+        store_factory(units),
+        TENANT,
+        OCTOBER,
+        issue_date=ISSUED_ON,
+        dry_run=dry_run,
+        chunk=chunk,
+        new_id=accounts.new_id,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def invoices(units: UnitOfWorkFactory) -> list[InvoiceRow]:
+    async with units() as uow:
+        return await accounts.list_invoices(uow.session, TENANT, None, None)
+
+
+@pytest_asyncio.fixture
+async def tenant(units: UnitOfWorkFactory) -> dict[str, str]:
+    """A profile and three customers: default rate, exempt, and a specific 5.5 % rate."""
+    async with units() as uow:
+        await accounts.save_profile(uow.session, TENANT, PROFILE)
+        standard = await accounts.create_customer(uow.session, TENANT, customer("Hotel du Lac"))
+        exempt = await accounts.create_customer(uow.session, TENANT, customer("Ecole Libre", tax_treatment="exempt"))
+        reduced = await accounts.create_customer(
+            uow.session, TENANT, customer("Presse Locale", tax_treatment="specific", tax_rate=Decimal("5.5"))
+        )
+    return {"standard": standard.id, "exempt": exempt.id, "reduced": reduced.id}
+
+
+async def test_a_run_issues_cent_exact_invoices_whose_ubl_and_edifact_validate(
+    units: UnitOfWorkFactory, tenant: dict[str, str], ubl_validator, edifact_checker
+) -> None:
+    hotel = await add_contract(
+        units,
+        tenant["standard"],
+        [
+            {"description": "Subscription", "amount": Decimal("29.99")},
+            {"description": "Router rental", "amount": Decimal("5.00"), "tax_rate": Decimal("10")},
+            {"description": "Handset", "amount": Decimal("89.90"), "recurring": False, "starts_on": date(2026, 10, 3)},
+        ],
+        lines=["l-hotel"],
+        allowance="1.00",
+    )
+    school = await add_contract(units, tenant["exempt"], [{"description": "Subscription", "amount": Decimal("19.90")}])
+    press = await add_contract(units, tenant["reduced"], [{"description": "Subscription", "amount": Decimal("10.00")}])
+    # 300 calls of 0.004167 each: 1.2501 -> 1.25, minus the 1.00 allowance
+    await deliver(units, *[rated(f"r{i}", "l-hotel", "0.004167") for i in range(300)])
+    await deliver(
+        units, rated("late", "l-hotel", "9.99", when=datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    )  # 00:30 Paris
+
+    report = await bill(units)
+
+    assert report.issued == ["F-000001", "F-000002", "F-000003"]
+    by_contract = {row.contract_id: row for row in await invoices(units)}
+    # hotel: 20 % on 29.99 + 89.90 + 1.25 - 1.00 = 120.14 -> 24.03; 10 % on 5.00 -> 0.50
+    assert (by_contract[hotel].net, by_contract[hotel].tax, by_contract[hotel].total) == (
+        Decimal("125.14"),
+        Decimal("24.53"),
+        Decimal("149.67"),
+    )
+    assert (by_contract[school].net, by_contract[school].tax, by_contract[school].total) == (
+        Decimal("19.90"),
+        Decimal("0.00"),
+        Decimal("19.90"),
+    )
+    assert (by_contract[press].tax, by_contract[press].total) == (Decimal("0.55"), Decimal("10.55"))
+    usage = [line for line in json.loads(by_contract[hotel].lines) if line["kind"] == "usage"]
+    assert usage == [
+        {**usage[0], "calls": 300, "seconds": 18000, "net": "1.25", "description": "Calls local: 300 calls, 300.00 min"}
+    ]
+    for row in by_contract.values():
+        assert ubl_validator.errors(row.ubl.encode()) == []
+        assert edifact_checker.errors(row.edifact) == []
+    async with units() as uow:
+        late = (await uow.session.exec(select(UsageCall).where(UsageCall.record_id == "late"))).one()
+        outbox = (await uow.session.exec(select(OutboxEntry).where(OutboxEntry.topic == "invoice.issued"))).all()
+    assert late.invoice_id is None  # after midnight in Paris: November's
+    assert len(outbox) == 3
+
+
+async def test_a_repeated_run_issues_nothing_twice(units: UnitOfWorkFactory, tenant: dict[str, str]) -> None:
+    for _ in range(3):
+        await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("10")}])
+    first = await bill(units)
+    second = await bill(units)
+    assert len(first.issued) == 3
+    assert (second.issued, second.skipped) == ([], 3)
+    assert [row.number for row in await invoices(units)] == ["F-000001", "F-000002", "F-000003"]
+
+
+async def test_two_racing_runs_number_every_invoice_once_without_gaps(
+    engine: AsyncEngine, units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    for _ in range(24):
+        await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("10")}])
+    other_engine = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        other = UnitOfWorkFactory(session_factory(other_engine))
+        one, two = await asyncio.gather(bill(units, chunk=5), bill(other, chunk=5))
+    finally:
+        await other_engine.dispose()
+    assert len(one.issued) + len(two.issued) == 24
+    rows = await invoices(units)
+    assert sorted(row.sequence for row in rows) == list(range(1, 25))
+    assert len({row.contract_id for row in rows}) == 24
+
+
+async def test_a_rerate_before_issue_replaces_the_call_and_after_issue_goes_to_the_next_period(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    contract = await add_contract(units, tenant["exempt"], [], lines=["l1"])
+    await deliver(
+        units, rated("a", "l1", "1.00"), rated("a", "l1", "1.50", version=2), rated("a", "l1", "1.50", version=2)
+    )
+    await deliver(units, rated("a", "l1", "0.70", version=1))  # a late, older version changes nothing
+    report = await bill(units)
+    (october,) = await invoices(units)
+    assert (report.issued, october.total) == (["F-000001"], Decimal("1.50"))
+
+    await deliver(units, rated("a", "l1", "1.20", version=3))  # arrives after issue: -0.30 next time
+    november = Period.month("2026-11")
+    await handlers.bill_period(
+        store_factory(units), TENANT, november, issue_date=date(2026, 12, 1), new_id=accounts.new_id
+    )
+    rows = {row.period_start: row for row in await invoices(units)}
+    assert rows[october.period_start].total == Decimal("1.50")  # issued invoices never change
+    lines = json.loads(rows[november.start].lines)
+    assert [(line["kind"], line["net"], line["calls"]) for line in lines] == [("adjustment", "-0.30", 0)]
+    assert rows[november.start].total == Decimal("-0.30")
+    assert contract == rows[november.start].contract_id
+
+
+async def test_a_credit_note_references_the_invoice_which_stays_unchanged(
+    units: UnitOfWorkFactory, tenant: dict[str, str], ubl_validator, edifact_checker
+) -> None:
+    await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("42.00")}])
+    await bill(units)
+    (invoice,) = await invoices(units)
+    async with units() as uow:
+        credit = await handlers.credit_invoice(
+            SqlStore(uow), TENANT, invoice.id, issue_date=date(2026, 11, 5), new_id=accounts.new_id
+        )
+    with pytest.raises(Conflict):
+        async with units() as uow:
+            await handlers.credit_invoice(
+                SqlStore(uow), TENANT, invoice.id, issue_date=date(2026, 11, 5), new_id=accounts.new_id
+            )
+    rows = {row.number: row for row in await invoices(units)}
+    assert set(rows) == {"F-000001", "CN-000001"}
+    assert rows["CN-000001"].credited_invoice_id == invoice.id
+    assert rows["CN-000001"].total == rows["F-000001"].total == Decimal("50.40")
+    assert ubl_validator.errors(rows["CN-000001"].ubl.encode()) == []
+    assert "BGM+381+CN-000001+9'" in rows["CN-000001"].edifact
+    assert edifact_checker.errors(rows["CN-000001"].edifact) == []
+    assert credit.number == "CN-000001"
+
+
+async def test_a_dry_run_issues_nothing_and_reports_contracts_with_lines_but_no_calls(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    silent = await add_contract(
+        units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}], lines=["quiet"]
+    )
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}], lines=["busy"])
+    await deliver(units, rated("b1", "busy", "0.10"), rated("o1", "nobody", "0.20"), rated("o2", "nobody", "0.20"))
+    run_id = await runs.create_run(units, TENANT, OCTOBER, True)
+    report = await runs.execute_run(
+        units, run_id, TENANT, OCTOBER, dry_run=True, hold_on_findings=False, issue_date=ISSUED_ON
+    )
+    assert await invoices(units) == []
+    assert report.net == Decimal("20.10")
+    assert [(f.check, f.object_id) for f in report.findings if f.check == "lines_without_calls"] == [
+        ("lines_without_calls", silent)
+    ]
+    (orphans,) = [f for f in report.findings if f.check == "calls_without_contract"]
+    assert orphans.detail.startswith("2 rated calls")
+    held = await bill(units, hold_on_findings=True)
+    assert held.held and held.issued == []
+    async with units() as uow:
+        run = await accounts.get_run(uow.session, TENANT, run_id)
+    assert (run.status, run.done, run.total) == ("finished", 2, 2)
+    async with units() as uow:  # assigning the line afterwards brings its calls to the contract
+        await accounts.assign_line(uow.session, TENANT, silent, "nobody", date(2026, 10, 1))
+    adopted = await bill(units, dry_run=True)
+    assert adopted.net == Decimal("20.50")
+    assert [f.check for f in adopted.findings if f.check in {"calls_without_contract", "lines_without_calls"}] == []
+
+
+async def test_a_customer_far_above_its_last_twelve_months_is_flagged(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    contract = await add_contract(
+        units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}], lines=["l9"]
+    )
+    await handlers.bill_period(
+        store_factory(units), TENANT, Period.month("2026-09"), issue_date=date(2026, 10, 1), new_id=accounts.new_id
+    )
+    await deliver(units, rated("big", "l9", "500.00"))
+    report = await bill(units, dry_run=True)
+    flagged = [f for f in report.findings if f.check == "total_against_12_months"]
+    assert [f.object_id for f in flagged] == [tenant["standard"]]
+    assert contract
+
+
+def line_event(kind: contracts.LineEventKind, contract_id: str, line_id: str, day: date) -> Event:
+    change = contracts.LineChanged(
+        tenant=TENANT, kind=kind, line=contracts.LineSnapshot(line_id=line_id, contract_id=contract_id, due_day=10)
+    )
+    return Event(
+        type=contracts.line_event_type(kind),
+        source="tarifa/voip-summit",
+        tenant=TENANT,
+        data=change.model_dump(mode="json"),
+        time=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+    )
+
+
+async def test_lines_from_voip_summit_are_assigned_and_their_rental_ends_with_them(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    contract = await add_contract(units, tenant["exempt"], [])
+    async with units() as uow:
+        await accounts.add_charge(
+            uow.session,
+            TENANT,
+            contract,
+            {
+                "description": "Line rental",
+                "amount": Decimal("31.00"),
+                "recurring": True,
+                "starts_on": date(2026, 1, 1),
+                "ends_on": None,
+                "tax_rate": None,
+                "line_id": "sip-7",
+            },
+        )
+    async with units() as uow:
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CREATED, contract, "sip-7", date(2026, 9, 1)), SqlStore(uow)
+        )
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CREATED, "unknown", "sip-8", date(2026, 9, 1)), SqlStore(uow)
+        )
+    await deliver(units, rated("c1", "sip-7", "0.50"))
+    async with units() as uow:
+        await handlers.follow_line(
+            line_event(contracts.LineEventKind.CANCELLED, contract, "sip-7", date(2026, 10, 10)), SqlStore(uow)
+        )
+    await bill(units)
+    (invoice,) = await invoices(units)
+    lines = json.loads(invoice.lines)
+    # rental for 1-10 October (10/31 of 31.00) and the call, which was attributed through the line
+    assert [(line["description"], line["net"]) for line in lines] == [
+        ("Line rental (10/31 days)", "10.00"),
+        ("Calls local: 1 calls, 1.00 min", "0.50"),
+    ]
+
+
+async def test_edi_is_pushed_signed_once_through_failures_and_logged(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.adapters.tables import Delivery
+    from tarifa_invoicer.config import InvoicerSettings
+
+    settings = InvoicerSettings(
+        database_url="sqlite+aiosqlite://", edi_signing_secret="s3cret", delivery_max_attempts=2
+    )
+    async with running(ErpEndpoint(secret="s3cret", fail_first=2)) as erp:
+        async with units() as uow:
+            pushed = await accounts.create_customer(uow.session, TENANT, customer("Pushed", delivery_endpoint=erp.url))
+        await add_contract(units, pushed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            assert await deliver_pending(units, settings, client) == 1  # 503, 503, then 202 within one pass
+            assert await deliver_pending(units, settings, client) == 0
+    (invoice,) = [row for row in await invoices(units) if row.customer_id == pushed.id]
+    assert erp.received == {invoice.id: invoice.ubl.encode()}
+    assert erp.requests == 3
+    async with units() as uow:
+        (delivery,) = (await uow.session.exec(select(Delivery))).all()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert json.loads(delivery.log)[0]["outcome"] == "HTTP 202"
+
+
+async def test_an_endpoint_that_keeps_failing_is_marked_failed_and_alerted(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.adapters.tables import Delivery
+    from tarifa_invoicer.config import InvoicerSettings
+
+    settings = InvoicerSettings(database_url="sqlite+aiosqlite://", edi_signing_secret="wrong", delivery_max_attempts=2)
+    async with running(ErpEndpoint(secret="s3cret")) as erp:
+        async with units() as uow:
+            pushed = await accounts.create_customer(uow.session, TENANT, customer("Pushed", delivery_endpoint=erp.url))
+        await add_contract(units, pushed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            await deliver_pending(units, settings, client)
+            await deliver_pending(units, settings, client)
+    assert erp.received == {}
+    async with units() as uow:
+        (delivery,) = (await uow.session.exec(select(Delivery))).all()
+        alerts = (await uow.session.exec(select(OutboxEntry).where(OutboxEntry.topic == "alert.events"))).all()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert [entry["outcome"] for entry in json.loads(delivery.log)] == ["HTTP 401", "HTTP 401"]
+    assert len(alerts) == 1
+
+
+async def test_reports_list_the_months_invoices_and_the_twelve_month_synthesis_with_a_chart(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import io
+
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    from tarifa_invoicer.adapters import reports
+
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    await add_contract(units, tenant["exempt"], [{"description": "S", "amount": Decimal("19.90")}])
+    await handlers.bill_period(
+        store_factory(units), TENANT, Period.month("2026-09"), issue_date=date(2026, 10, 1), new_id=accounts.new_id
+    )
+    await bill(units)
+    (september_school,) = [
+        row for row in await invoices(units) if row.customer_id == tenant["exempt"] and row.period_start.month == 9
+    ]
+    async with units() as uow:
+        await handlers.credit_invoice(
+            SqlStore(uow), TENANT, september_school.id, issue_date=date(2026, 11, 2), new_id=accounts.new_id
+        )
+    async with units() as uow:
+        table_report = await reports.invoice_report(uow.session, TENANT, OCTOBER.start)
+        synthesis_report = await reports.synthesis_report(uow.session, TENANT, OCTOBER.start)
+    table = load_workbook(io.BytesIO(reports.to_xlsx(table_report, total_row=True))).active
+    synthesis_book = load_workbook(io.BytesIO(reports.to_xlsx(synthesis_report, chart=True)))
+    pdf_text = " ".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(reports.to_pdf(synthesis_report, chart=True))).pages
+    )
+    assert "12 months to 2026-10" in pdf_text and "Hotel du Lac" in pdf_text
+    rows = list(table.iter_rows(values_only=True))
+    assert [row[0] for row in rows] == ["Number", "F-000003", "F-000004", "Total"]
+    assert sorted(row[6] for row in rows[1:3]) == [10, 19.9]  # XLSX numbers are floats
+    assert rows[3][6] == "=SUM(G2:G3)"
+    synthesis = synthesis_book.active
+    header, *customers = list(synthesis.iter_rows(values_only=True))
+    assert header[1] == "2025-11" and header[12] == "2026-10"
+    by_name = {row[0]: row for row in customers}
+    # September's invoice of Ecole Libre was credited in full (CN-000001 is September's period)
+    assert (
+        by_name["Ecole Libre"][11:14] in [(0, 19.9, 19.9), (Decimal("0.00"), 19.9, 19.9)]
+        or by_name["Ecole Libre"][12] == 19.9
+    )
+    assert by_name["Hotel du Lac"][11:14] == (10, 10, 20)
+    assert len(synthesis._charts) == 1
+
+
+async def test_the_scheduler_bills_the_closed_month_once_from_its_day_on(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    assert await runs.bill_closed_periods(units, date(2026, 11, 1), bill_day=2) == []
+    (run_id,) = await runs.bill_closed_periods(units, date(2026, 11, 2), bill_day=2)
+    assert await runs.bill_closed_periods(units, date(2026, 11, 3), bill_day=2) == []
+    (invoice,) = await invoices(units)
+    assert (invoice.period_start, invoice.issue_date, invoice.run_id) == (OCTOBER.start, date(2026, 11, 2), run_id)
+
+
+async def test_a_credit_note_is_pushed_like_its_invoice(units: UnitOfWorkFactory, tenant: dict[str, str]) -> None:
+    from tarifa_invoicer.adapters.tables import Delivery
+
+    async with units() as uow:
+        pushed = await accounts.create_customer(
+            uow.session, TENANT, customer("Pushed", delivery_endpoint="https://erp.example/edi", edi_format="edifact")
+        )
+    await add_contract(units, pushed.id, [{"description": "S", "amount": Decimal("10")}])
+    await bill(units)
+    (invoice,) = await invoices(units)
+    async with units() as uow:
+        credit = await handlers.credit_invoice(
+            SqlStore(uow), TENANT, invoice.id, issue_date=ISSUED_ON, new_id=accounts.new_id
+        )
+    async with units() as uow:
+        queued = (await uow.session.exec(select(Delivery))).all()
+    assert sorted((d.invoice_id, d.edi_format) for d in queued) == sorted(
+        [(invoice.id, "edifact"), (credit.id, "edifact")]
+    )
+
+
+async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tenant: dict[str, str], units) -> None:
+    import os
+    import shutil
+    import sys
+
+    for _ in range(3):
+        await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    async with units() as uow:
+        url = str(uow.session.bind.url.render_as_string(hide_password=False))
+    tarifa = shutil.which("tarifa", path=os.path.dirname(sys.executable))
+    assert tarifa is not None
+
+    async def run(*extra: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            tarifa,
+            "invoicer",
+            "bill",
+            "--tenant",
+            TENANT,
+            "--period",
+            "2026-10",
+            "--issue-date",
+            "2026-11-01",
+            *extra,
+            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await run("--dry-run")
+    assert code == 0, err
+    assert "would issue 3 invoices, net 30.00" in out
+    assert "3/3 contracts" in err
+    assert await invoices(units) == []
+    code, out, err = await run()
+    assert code == 0, err
+    assert "issued 3 invoices, net 30.00; 0 already issued before" in out
+    assert [row.number for row in await invoices(units)] == ["F-000001", "F-000002", "F-000003"]
+
+
+async def test_lines_are_imported_from_a_csv_file_all_or_nothing(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    from tarifa_common.errors import InvalidInput
+
+    contract = await add_contract(units, tenant["standard"], [])
+    good = f"contract_id,line_id,assigned_on\n{contract},ext-1,2026-10-01\n{contract},ext-2,2026-10-02\n"
+    async with units() as uow:
+        assert await accounts.import_lines(uow.session, TENANT, good) == 2
+    bad = f"contract_id,line_id,assigned_on\n{contract},ext-3,2026-10-01\n{contract},ext-1,2026-10-01\n"
+    with pytest.raises(InvalidInput) as error:
+        async with units() as uow:
+            await accounts.import_lines(uow.session, TENANT, bad)
+    assert error.value.problems[0].field == "line 3"
+    assert "already assigned" in error.value.message
+    async with units() as uow:
+        assert await SqlStore(uow).contract_of_line(TENANT, "ext-3", None) is None
+        assert await SqlStore(uow).contract_of_line(TENANT, None, "ext-2") == contract
