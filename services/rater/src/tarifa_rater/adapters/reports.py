@@ -164,7 +164,7 @@ async def calls_xlsx(session: AsyncSession, where: CallFilter, group_by: str) ->
     Amounts are written as numbers (unrounded per call, rounded once per total), so the
     spreadsheet can sum them; the write-only mode streams rows and keeps memory flat.
     """
-    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl import Workbook
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("calls")
