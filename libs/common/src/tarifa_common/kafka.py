@@ -436,7 +436,11 @@ class EventConsumer:
             backoff = min(backoff * 2, 10.0)
 
     async def _handle(self, deliveries: list[_Delivery], uow: UnitOfWork) -> list[tuple[_Delivery, str]]:
-        """Claim the batch in the inbox, then run the handlers of the fresh events, in order."""
+        """Claim the batch in the inbox, then handle the fresh events.
+
+        Per-event handlers run in offset order; batch handlers run after them, once per type. A
+        service that needs order across types keeps those types on per-event handlers.
+        """
         subscription = self.subscription
         known = [d for d in deliveries if d.event is not None and subscription.handles(d.event.type)]
         fresh = await claim_many(uow.session, self.group, [d.event for d in known if d.event is not None])
