@@ -143,42 +143,23 @@ def parse_asterisk(raw: bytes, source: SourceContext) -> CollectedCdr | Rejectio
         return Rejection(
             f"column 15 (disposition): {row['disposition']!r} is not one of {', '.join(ASTERISK_DISPOSITIONS)}", raw
         )
-    zone = source.zone
     direction = _classify(row["src"], row["dst"])
-    extension = row["src"] if direction is not Direction.INBOUND else row["dst"]
-    started_at = to_utc(start, zone)
-    return CollectedCdr(
-        tenant=source.tenant,
-        source_id=source.source_id,
-        source_kind=ASTERISK_KIND,
-        record_id=record_id(source, text),
-        call_id=row.get("linkedid") or row.get("uniqueid") or record_id(source, text),
-        legs=[
-            CallLeg(
-                extension=extension or None,
-                party=row["dstchannel"] or None,
-                started_at=started_at,
-                answered_at=to_utc(answer, zone) if answer else None,
-                ended_at=to_utc(end, zone),
-                ring_seconds=max(duration - billsec, 0),
-                talk_seconds=billsec,
-            )
-        ],
-        started_at=started_at,
-        local_start=start.isoformat(),
-        time_zone=source.time_zone,
-        answered_at=to_utc(answer, zone) if answer else None,
-        ended_at=to_utc(end, zone),
-        duration_seconds=duration,
-        billable_seconds=billsec if disposition is Disposition.ANSWERED else 0,
+    return _one_leg_call(
+        source,
+        kind=ASTERISK_KIND,
+        text=text,
+        call_id=row.get("linkedid") or row.get("uniqueid") or "",
+        times=(start, answer, end),
+        duration=duration,
+        billsec=billsec,
+        billable=billsec if disposition is Disposition.ANSWERED else 0,
         direction=direction,
         disposition=disposition,
         caller=row["src"],
         dialled=row["dst"],
-        extension=extension or None,
+        party=row["dstchannel"] or None,
         trunk=row["dstchannel"] if direction is Direction.OUTBOUND and row["dstchannel"] else None,
-        account_code=row["accountcode"] or None,
-        raw=text,
+        account_code=row["accountcode"],
     )
 
 
@@ -209,22 +190,61 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
         disposition = FREESWITCH_CAUSES.get(row["hangup_cause"], Disposition.FAILED)
         if disposition is Disposition.ANSWERED:
             disposition = Disposition.NO_ANSWER
+    return _one_leg_call(
+        source,
+        kind=FREESWITCH_KIND,
+        text=text,
+        call_id=row["uuid"],
+        times=(start, answer, end),
+        duration=duration,
+        billsec=billsec,
+        billable=billsec,
+        direction=_classify(row["caller_id_number"], row["destination_number"]),
+        disposition=disposition,
+        caller=row["caller_id_number"],
+        dialled=row["destination_number"],
+        party=None,
+        trunk=None,
+        account_code=row["accountcode"],
+    )
+
+
+def _one_leg_call(
+    source: SourceContext,
+    *,
+    kind: str,
+    text: str,
+    call_id: str,
+    times: tuple[datetime, datetime | None, datetime],
+    duration: int,
+    billsec: int,
+    billable: int,
+    direction: Direction,
+    disposition: Disposition,
+    caller: str,
+    dialled: str,
+    party: str | None,
+    trunk: str | None,
+    account_code: str,
+) -> CollectedCdr:
+    """A CSV row is one leg and one call: the extension is the caller's, or the called one's if inbound."""
+    start, answer, end = times
     zone = source.zone
-    direction = _classify(row["caller_id_number"], row["destination_number"])
-    extension = row["caller_id_number"] if direction is not Direction.INBOUND else row["destination_number"]
-    started_at = to_utc(start, zone)
+    extension = (caller if direction is not Direction.INBOUND else dialled) or None
+    started_at, answered_at, ended_at = to_utc(start, zone), to_utc(answer, zone) if answer else None, to_utc(end, zone)
     return CollectedCdr(
         tenant=source.tenant,
         source_id=source.source_id,
-        source_kind=FREESWITCH_KIND,
+        source_kind=kind,
         record_id=record_id(source, text),
-        call_id=row["uuid"] or record_id(source, text),
+        call_id=call_id or record_id(source, text),
         legs=[
             CallLeg(
-                extension=extension or None,
+                extension=extension,
+                party=party,
                 started_at=started_at,
-                answered_at=to_utc(answer, zone) if answer else None,
-                ended_at=to_utc(end, zone),
+                answered_at=answered_at,
+                ended_at=ended_at,
                 ring_seconds=max(duration - billsec, 0),
                 talk_seconds=billsec,
             )
@@ -232,15 +252,16 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
         started_at=started_at,
         local_start=start.isoformat(),
         time_zone=source.time_zone,
-        answered_at=to_utc(answer, zone) if answer else None,
-        ended_at=to_utc(end, zone),
+        answered_at=answered_at,
+        ended_at=ended_at,
         duration_seconds=duration,
-        billable_seconds=billsec,
+        billable_seconds=billable,
         direction=direction,
         disposition=disposition,
-        caller=row["caller_id_number"],
-        dialled=row["destination_number"],
-        extension=extension or None,
-        account_code=row["accountcode"] or None,
+        caller=caller,
+        dialled=dialled,
+        extension=extension,
+        trunk=trunk,
+        account_code=account_code or None,
         raw=text,
     )
