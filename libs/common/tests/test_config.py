@@ -63,3 +63,10 @@ def test_a_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_environment_is_read_from_the_shared_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARIFA_ENVIRONMENT", "test")
     assert ExampleSettings().environment is Environment.TEST
+
+
+def test_outside_production_the_database_is_the_file_tarifa_up_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TARIFA_EXAMPLE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TARIFA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TARIFA_DATA_DIR", "/srv/tarifa")
+    assert ExampleSettings().database_url == "sqlite+aiosqlite:////srv/tarifa/db/example.db"

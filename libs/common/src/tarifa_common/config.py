@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -52,8 +53,10 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     database_url: str = Field(
         default="",
-        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db; "
+        "outside production it defaults to the embedded platform's file under data_dir",
     )
+    data_dir: Path = Field(default=Path(".tarifa"), description="the embedded platform's data directory (tarifa up)")
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_client_id: str = ""
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -78,7 +81,8 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             if self.environment is Environment.PRODUCTION:
                 raise ValueError(f"{self.env_prefix()}DATABASE_URL is required in production")
-            self.database_url = f"sqlite+aiosqlite:///./{self.service_name}.db"
+            # The file `tarifa up` uses, so that `tarifa <service> …` commands see the running platform's data.
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'db' / self.service_name}.db"
         if not self.kafka_client_id:
             self.kafka_client_id = f"tarifa-{self.service_name}"
         secret = self.jwt_secret.get_secret_value()

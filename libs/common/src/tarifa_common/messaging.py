@@ -82,11 +82,6 @@ async def claim_many(session: AsyncSession, consumer: str, events: Sequence[Even
     return fresh
 
 
-async def claim(session: AsyncSession, consumer: str, event: Event) -> bool:
-    """Record that `consumer` processes `event`; False when it already has (a redelivery)."""
-    return bool(await claim_many(session, consumer, [event]))
-
-
 def outbox_row(event: Event, topic: str, key: str | None) -> dict[str, Any]:
     """The outbox row for `event`, carrying the current trace context."""
     if not event.traceparent:

@@ -108,7 +108,6 @@ class Supervisor:
                 "TARIFA_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                 "TARIFA_JWT_SECRET": secret,
                 "TARIFA_ENVIRONMENT": os.environ.get("TARIFA_ENVIRONMENT", "development"),
-                "TARIFA_DATA_DIR": str(self.data_dir),
                 # Tansu holds a group join for about the session timeout: keep it short here.
                 "TARIFA_CONSUMER_SESSION_TIMEOUT_MS": os.environ.get("TARIFA_CONSUMER_SESSION_TIMEOUT_MS", "3000"),
                 "TARIFA_CONSUMER_REBALANCE_TIMEOUT_MS": os.environ.get("TARIFA_CONSUMER_REBALANCE_TIMEOUT_MS", "3000"),
