@@ -27,7 +27,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email import message_from_bytes
@@ -80,7 +80,6 @@ class Platform:
     branch_port: int  # and the branch's here
     mailbox: Mailbox
     http: httpx.AsyncClient
-    output: list[str] = field(default_factory=list)
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -97,11 +96,8 @@ class Platform:
 
     async def summit_terminals(self) -> list[dict[str, Any]]:
         """The simulator's own state, as Summit would show it (not what voip-summit believes)."""
-        answer = await self.http.get(
-            f"http://127.0.0.1:{self.summit_port}/api/v1/terminals",
-            auth=(SUMMIT_USER, SUMMIT_PASSWORD),
-            headers={"Authorization": ""},
-        )
+        async with httpx.AsyncClient(auth=(SUMMIT_USER, SUMMIT_PASSWORD), timeout=10) as summit:
+            answer = await summit.get(f"http://127.0.0.1:{self.summit_port}/api/v1/terminals")
         assert answer.status_code == 200, answer.text
         terminals: list[dict[str, Any]] = answer.json()
         return terminals
@@ -224,7 +220,6 @@ async def platform(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mail
                 branch_port,
                 mailbox[0],
                 http,
-                output,
             )
     finally:
         await _stop(up, 60)
