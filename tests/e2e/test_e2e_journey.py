@@ -52,6 +52,7 @@ from tarifa_common.service import discover
 from tarifa_common.testing import FAST_CONSUMER_ENV, eventually, read_all
 from tarifa_invoicer.conformance import EdifactChecker, UblValidator
 
+pytestmark = pytest.mark.slow
 TARIFA = Path(sys.executable).parent / "tarifa"
 TENANT = "hotel-paulista"
 RECIPIENT = "ana@hotelpaulista.example"  # responsible for every source of the tenant
@@ -247,7 +248,6 @@ async def wait_until(check: Any, timeout: float = 60.0) -> Any:
 
 # --- the story's data -----------------------------------------------------------------------------
 
-pytestmark = pytest.mark.slow
 PERIOD = "2026-11"
 SOURCE = "pbx-hq"  # the head office: quiet period of an hour; its link will drop
 BRANCH = "pbx-branch"  # a branch: quiet period of one minute (the shortest); it will fall silent
@@ -260,6 +260,7 @@ TARIFF_CSV = (
 )
 RENTAL = Decimal("49.90")  # the contract's monthly PABX rental
 TAX_RATE = Decimal("12")
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,6 @@ class ExpectedCall:
         return local.astimezone(UTC)
 
 
-SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 # 2 s of talk: under 3 s, free.
 UNDER_THREE = ExpectedCall("2026/11/02 09:00:00", "201", "33334444", "local", 0, Decimal("0"))
 # 31 s: 30 s minimum + one 6 s step = 36 s; 0.10 + 0.12 x 36/60 = 0.10 + 0.072 = 0.172.
@@ -313,97 +313,34 @@ EXPECTED_NET, EXPECTED_TAX, EXPECTED_TOTAL = Decimal("55.40"), Decimal("6.65"), 
 EXPECTED_USAGE = {"local": Decimal("0.17"), "vc1": Decimal("4.69"), "long_distance": Decimal("0.64")}
 
 
+def smdr(call: ExpectedCall, call_id: int, connected: str, *, ring: int = 4, **leg: Any) -> bytes:
+    """The SMDR record of (a leg of) `call`, as IP Office writes it: CRLF, 17 fields."""
+    values = {"caller": call.extension, "party1": f"E{call.extension}", **leg}
+    return smdr_line(call_id, start=call.local_start, connected=connected, ring=ring, dialled=call.dialled, **values)
+
+
+# An extension nobody declared: its call waits, unrated, rather than being lost; once the
+# extension is declared it is rated: 60 s -> 60 s, 0.10 + 0.12 = 0.22.
+UNDECLARED = ExpectedCall("2026/11/04 10:00:00", "299", "33336666", "local", 60, Decimal("0.22"))
+MALFORMED = b"2026/13/03 12:00:00,00:00:40,2,201,O,33334444,33334444,,0,1099,0,E201,Extn201,T9001,Line 1.1,0,0\r\n"
+
+
 def smdr_records() -> list[bytes]:
-    """The SMDR feed, as IP Office writes it: one record per leg, CRLF, 17 fields."""
+    """The head office's feed: one record per leg, in the order the legs ended."""
     return [
-        smdr_line(
-            1001,
-            start=UNDER_THREE.local_start,
-            connected="00:00:02",
-            ring=3,
-            caller="201",
-            dialled=UNDER_THREE.dialled,
-            party1="E201",
-        ),
-        smdr_line(
-            1002,
-            start=THIRTY_ONE.local_start,
-            connected="00:00:31",
-            ring=5,
-            caller="201",
-            dialled=THIRTY_ONE.dialled,
-            party1="E201",
-        ),
-        smdr_line(
-            1003,
-            start=LONG.local_start,
-            connected="00:10:07",
-            ring=6,
-            caller="202",
-            dialled=LONG.dialled,
-            party1="E202",
-        ),
-        smdr_line(
-            1004,
-            start=UNANSWERED.local_start,
-            connected="00:00:00",
-            ring=25,
-            caller="202",
-            dialled=UNANSWERED.dialled,
-            party1="E202",
-        ),
-        # A record mangled on the wire: month 13.
-        b"2026/13/03 12:00:00,00:00:40,2,201,O,33334444,33334444,,0,1099,0,E201,Extn201,T9001,Line 1.1,0,0\r\n",
-        smdr_line(
-            1005,
-            start=TRANSFER.local_start,
-            connected="00:01:00",
-            ring=4,
-            caller="203",
-            dialled=TRANSFER.dialled,
-            party1="E203",
-            continuation=1,
-        ),
-        smdr_line(
-            1005,
-            start=TRANSFER.local_start,
-            connected="00:00:45",
-            ring=9,
-            caller="204",
-            dialled=TRANSFER.dialled,
-            party1="E204",
-        ),
-        # An extension nobody declared: the call waits, unrated, rather than being lost.
-        smdr_line(
-            1006,
-            start="2026/11/04 10:00:00",
-            connected="00:01:00",
-            ring=4,
-            caller="299",
-            dialled="33336666",
-            party1="E299",
-        ),
-        smdr_line(
-            1007,
-            start=DECEMBER.local_start,
-            connected="00:00:40",
-            ring=4,
-            caller="201",
-            dialled=DECEMBER.dialled,
-            party1="E201",
-        ),
+        smdr(UNDER_THREE, 1001, "00:00:02", ring=3),
+        smdr(THIRTY_ONE, 1002, "00:00:31", ring=5),
+        smdr(LONG, 1003, "00:10:07", ring=6),
+        smdr(UNANSWERED, 1004, "00:00:00", ring=25),
+        MALFORMED,  # mangled on the wire: month 13
+        smdr(TRANSFER, 1005, "00:01:00", continuation=1),  # 203's leg; more legs follow
+        smdr(TRANSFER, 1005, "00:00:45", ring=9, caller="204", party1="E204"),  # 204's, the last
+        smdr(UNDECLARED, 1006, "00:01:00"),
+        smdr(DECEMBER, 1007, "00:00:40"),
     ]
 
 
-AFTER_OUTAGE_RECORD = smdr_line(
-    1008,
-    start=AFTER_OUTAGE.local_start,
-    connected="00:01:00",
-    ring=4,
-    caller="201",
-    dialled=AFTER_OUTAGE.dialled,
-    party1="E201",
-)
+AFTER_OUTAGE_RECORD = smdr(AFTER_OUTAGE, 1008, "00:01:00")
 
 
 class PbxLink:
@@ -645,14 +582,8 @@ async def branch(platform: Platform, seeded: Seed) -> PbxLink:
     """The branch's IP Office: connected, one call, then silence (its link stays up)."""
     link = PbxLink(platform.branch_port)
     await link.connect()
-    await link.send([branch_record(BRANCH_CALL, 2001, "00:02:00")], calls=1)
+    await link.send([smdr(BRANCH_CALL, 2001, "00:02:00")], calls=1)
     return link
-
-
-def branch_record(call: ExpectedCall, call_id: int, connected: str) -> bytes:
-    return smdr_line(
-        call_id, start=call.local_start, connected=connected, ring=3, caller="202", dialled=call.dialled, party1="E202"
-    )
 
 
 async def rated_calls(platform: Platform) -> list[dict[str, Any]]:
@@ -696,7 +627,8 @@ async def test_smdr_calls_over_tcp_are_rated_at_the_prices_worked_out_by_hand(
     assert by_start[TRANSFER.started_at]["line_id"] == seeded.sip_lines[0]
 
     (waiting,) = await platform.get("rater", "/v1/unrated-calls")
-    assert (waiting["extension"], waiting["reason"]) == ("299", "unknown_extension")
+    assert (waiting["extension"], waiting["reason"]) == (UNDECLARED.extension, "unknown_extension")
+    assert datetime.fromisoformat(waiting["started_at"]) == UNDECLARED.started_at
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -894,7 +826,7 @@ async def test_a_dropped_pbx_link_is_mailed_as_important_and_its_return_as_resol
     # IP Office reconnects, re-sends the buffer it could not confirm (already archived: no-ops),
     # then the call that ended meanwhile.
     await pbx.connect()
-    await pbx.resend([record for record in smdr_records() if not record.startswith(b"2026/13")])
+    await pbx.resend([record for record in smdr_records() if record != MALFORMED])
     await pbx.send([AFTER_OUTAGE_RECORD], calls=1)
     await one_mail(platform, SOURCE, "[RESOLVED]")
     alerts = await platform.get("notifier", "/v1/alerts", object_kind="source", object_id=SOURCE)
@@ -911,7 +843,7 @@ async def test_a_source_silent_past_its_quiet_period_is_mailed_and_resolved_when
     assert "No call records" in alert["Subject"], alert["Subject"]
     assert (await platform.get("collector", f"/v1/sources/{BRANCH}"))["health"]["silent"] is True
 
-    await branch.send([branch_record(BRANCH_BACK, 2002, "00:00:05")], calls=1)
+    await branch.send([smdr(BRANCH_BACK, 2002, "00:00:05")], calls=1)
     await one_mail(platform, BRANCH, "[RESOLVED]")
     assert (await platform.get("collector", f"/v1/sources/{BRANCH}"))["health"]["silent"] is False
 
@@ -952,3 +884,21 @@ async def test_every_call_sent_is_accounted_for_as_rated_unrated_or_rejected(
     assert Counter(key for key, _ in events) == {SOURCE.encode(): pbx.calls_sent, BRANCH.encode(): branch.calls_sent}
     (rejection,) = await read_all(platform.bootstrap, "cdr.rejected", expected=1, timeout=20)
     assert "Call Start" in json.loads(rejection.value)["reason"]
+
+    # The waiting call is not lost: declaring its extension rates it.
+    await platform.send(
+        "PUT",
+        "rater",
+        f"/v1/extensions/{UNDECLARED.extension}",
+        200,
+        json={"customer_id": seeded.customer_id, "contract_id": seeded.contract_id},
+    )
+
+    async def rated_once_declared() -> dict[str, Any]:
+        assert await platform.get("rater", "/v1/unrated-calls") == []
+        found = [c for c in await rated_calls(platform) if c["extension"] == UNDECLARED.extension]
+        assert len(found) == 1, found
+        return found[0]
+
+    late = await wait_until(rated_once_declared, timeout=30)
+    assert (late["charged_seconds"], Decimal(late["amount"])) == (UNDECLARED.charged_seconds, UNDECLARED.amount)
