@@ -30,6 +30,7 @@ from tarifa_notifier.adapters.channels import (
 )
 from tarifa_notifier.adapters.dispatch import Dispatcher, RetryPolicy
 from tarifa_notifier.adapters.offsets import dead_letter_ends
+from tarifa_notifier.adapters.report_sources import HttpReportSource, ReportSourceConfig
 from tarifa_notifier.adapters.repository import SqlNotifierStore
 from tarifa_notifier.config import NotifierSettings
 from tarifa_notifier.domain.alerts import GroupPolicy
@@ -48,6 +49,8 @@ class Notifier:
     clock: Clock
     policy: GroupPolicy
     watchdog: handlers.WatchdogSettings
+    report_source: handlers.ReportSource | None = None
+    report_retry: handlers.ReportRetry = field(default_factory=handlers.ReportRetry)
     dispatcher: Dispatcher = field(init=False)
     _stores: weakref.WeakKeyDictionary[AsyncSession, SqlNotifierStore] = field(
         default_factory=weakref.WeakKeyDictionary
@@ -130,8 +133,17 @@ class Notifier:
                 log.warning("dead-letter offsets not read: %s", error)
         async with runtime.units() as uow:
             await handlers.run_watchdogs(self.store(uow.session), self.watchdog, self.clock(), ends)
-        async with runtime.units() as uow:
-            await handlers.run_due_reports(self.store(uow.session), self.clock())
+        await self.reports(runtime)
+
+    async def reports(self, runtime: ServiceRuntime) -> int:
+        """Log every due report; reading another service's report happens outside any transaction."""
+
+        @asynccontextmanager
+        async def open_store() -> AsyncIterator[handlers.NotifierStore]:
+            async with runtime.units() as uow:
+                yield self.store(uow.session)
+
+        return await handlers.run_due_reports(open_store, self.clock(), self.report_source, self.report_retry)
 
     # --- background loops ---
 
@@ -208,6 +220,7 @@ def build(
     clock: Clock = utcnow,
     email: Sender | None = None,
     sms: dict[str, Sender] | None = None,
+    report_source: handlers.ReportSource | None = None,
     loops: bool = True,
 ) -> tuple[ServiceRuntime, Notifier]:
     """The runtime and the notifier; tests pass their clock and senders, and may run the loops' steps by hand."""
@@ -229,7 +242,26 @@ def build(
         rounds=settings.send_rounds,
         round_backoff=timedelta(seconds=settings.send_round_backoff_seconds),
     )
-    notifier = Notifier(settings, clock, policy, watchdog)
+    if report_source is None:
+        report_source = HttpReportSource(
+            ReportSourceConfig(
+                rater_url=settings.rater_url,
+                invoicer_url=settings.invoicer_url,
+                jwt_secret=settings.jwt_secret.get_secret_value(),
+                jwt_issuer=settings.jwt_issuer,
+                attempts=settings.report_attempts,
+                wait_seconds=settings.report_retry_wait_seconds,
+                timeout=settings.report_timeout_seconds,
+            )
+        )
+    notifier = Notifier(
+        settings,
+        clock,
+        policy,
+        watchdog,
+        report_source,
+        handlers.ReportRetry(backoff=timedelta(minutes=settings.report_retry_minutes)),
+    )
     runtime = ServiceRuntime(
         settings,
         migrations=MIGRATIONS,

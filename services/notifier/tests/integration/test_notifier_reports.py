@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlmodel import select
@@ -14,8 +16,12 @@ from tarifa_notifier.adapters.tables import NotificationRow, ReportScheduleRow
 
 
 async def run(units: UnitOfWorkFactory, now: datetime) -> int:
-    async with units() as uow:
-        return await handlers.run_due_reports(SqlNotifierStore(uow.session), now)
+    @asynccontextmanager
+    async def open_store() -> AsyncIterator[handlers.NotifierStore]:
+        async with units() as uow:
+            yield SqlNotifierStore(uow.session)
+
+    return await handlers.run_due_reports(open_store, now)
 
 
 async def test_a_daily_report_runs_at_its_local_time_once(units: UnitOfWorkFactory, clock) -> None:  # type: ignore[no-untyped-def]

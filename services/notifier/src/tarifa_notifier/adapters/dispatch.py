@@ -24,7 +24,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_notifier.adapters.channels import DeliveryFailed, OutgoingMessage, Sender
-from tarifa_notifier.adapters.tables import NotificationRow, TenantSettingsRow
+from tarifa_notifier.adapters.tables import AttachmentRow, NotificationRow, TenantSettingsRow
+from tarifa_notifier.domain.reports import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Dispatcher:
                 .with_for_update(skip_locked=True)
             )
             rows = (await uow.session.exec(statement)).all()
+            files = await self._attachments(uow.session, {r.attachment_id for r in rows if r.attachment_id})
             claimed = []
             for row in rows:
                 row.status = "sending"
@@ -112,11 +114,23 @@ class Dispatcher:
                         row.id,
                         row.tenant,
                         row.channel,
-                        OutgoingMessage(str(row.id), row.address, row.subject, row.body),
+                        OutgoingMessage(
+                            str(row.id),
+                            row.address,
+                            row.subject,
+                            row.body,
+                            (files[row.attachment_id],) if row.attachment_id else (),
+                        ),
                         row.attempts,
                     )
                 )
             return claimed
+
+    async def _attachments(self, session: AsyncSession, ids: set[str]) -> dict[str, Attachment]:
+        if not ids:
+            return {}
+        rows = (await session.exec(select(AttachmentRow).where(col(AttachmentRow.id).in_(ids)))).all()
+        return {r.id: Attachment(r.filename, r.media_type, r.content) for r in rows}
 
     async def _sms_providers(self, tenants: set[str]) -> dict[str, str]:
         if not tenants:

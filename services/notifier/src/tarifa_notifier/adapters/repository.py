@@ -16,6 +16,7 @@ from tarifa_common.events import deterministic_id
 from tarifa_notifier.adapters.tables import (
     AlertGroupRow,
     AlertRow,
+    AttachmentRow,
     FlushRow,
     GroupMemberRow,
     HeartbeatRow,
@@ -38,9 +39,9 @@ from tarifa_notifier.domain.alerts import (
     Silence,
     responsible_for,
 )
-from tarifa_notifier.domain.reports import ReportFormat, ReportKind, ReportSchedule
+from tarifa_notifier.domain.reports import Attachment, ReportFormat, ReportKind, ReportSchedule
 from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
-from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft
+from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft, ReportRetry
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -323,6 +324,7 @@ class SqlNotifierStore:
                 "attempts": 0,
                 "created_at": d.created_at,
                 "next_attempt_at": d.created_at,
+                "attachment_id": d.attachment_id,
             }
             for d in drafts
         ]
@@ -390,17 +392,50 @@ class SqlNotifierStore:
 
     async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]:
         statement = select(ReportScheduleRow).where(
-            col(ReportScheduleRow.active).is_(True), col(ReportScheduleRow.next_run_at) <= now
+            col(ReportScheduleRow.active).is_(True),
+            col(ReportScheduleRow.next_run_at) <= now,
+            sa.or_(col(ReportScheduleRow.retry_at).is_(None), col(ReportScheduleRow.retry_at) <= now),
         )
         return [
             (schedule_of(r), must_utc(r.next_run_at), utc(r.last_run_at))
             for r in (await self.session.exec(statement)).all()
         ]
 
-    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> None:
+    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> bool:
+        """Move the schedule past the slot `ran_for`; False when that slot is no longer the one due.
+
+        One conditional UPDATE, so of two transactions logging the same slot only one moves it.
+        """
+        result = await self.session.exec(
+            sa.update(ReportScheduleRow)
+            .where(col(ReportScheduleRow.id) == schedule_id, col(ReportScheduleRow.next_run_at) == ran_for)
+            .values(last_run_at=ran_for, next_run_at=next_run_at, failures=0, retry_at=None, last_error=None)
+        )
+        return bool(result.rowcount)
+
+    async def mark_report_failed(
+        self, schedule_id: str, error: str, now: datetime, retry: ReportRetry
+    ) -> tuple[int, datetime]:
         row = await self.session.get(ReportScheduleRow, schedule_id)
-        if row is not None:
-            row.last_run_at, row.next_run_at = ran_for, next_run_at
+        if row is None:
+            return 0, now
+        row.failures += 1
+        row.retry_at = now + retry.after(row.failures)
+        row.last_error = error
+        return row.failures, row.retry_at
+
+    async def add_attachment(self, attachment_id: str, tenant: str, attachment: Attachment, at: datetime) -> None:
+        if await self.session.get(AttachmentRow, attachment_id) is None:
+            self.session.add(
+                AttachmentRow(
+                    id=attachment_id,
+                    tenant=tenant,
+                    filename=attachment.filename,
+                    media_type=attachment.media_type,
+                    content=attachment.content,
+                    created_at=at,
+                )
+            )
 
     async def alerts_started_between(self, tenant: str, start: datetime, end: datetime) -> list[Alert]:
         statement = select(AlertRow).where(

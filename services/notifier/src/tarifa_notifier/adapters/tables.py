@@ -119,6 +119,7 @@ class NotificationRow(SQLModel, table=True):
     created_at: datetime = _ts()
     next_attempt_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+    attachment_id: str | None = Field(default=None, max_length=36)
 
 
 class HeartbeatRow(SQLModel, table=True):
@@ -182,3 +183,20 @@ class ReportScheduleRow(SQLModel, table=True):
     next_run_at: datetime = _ts()
     last_run_at: datetime | None = _ts(nullable=True)
     active: bool = True
+    # A source that is down keeps the slot (`next_run_at`) and is tried again at `retry_at`.
+    failures: int = 0
+    retry_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A report's file, stored once per schedule slot and attached to each recipient's e-mail."""
+
+    __tablename__ = "notifier_attachment"
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100, index=True)
+    filename: str = Field(max_length=200)
+    media_type: str = Field(max_length=200)
+    content: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _ts()

@@ -419,6 +419,9 @@ def schedule_out(row: ReportScheduleRow) -> ReportScheduleOut:
         next_run_at=must_utc(row.next_run_at),
         last_run_at=must_utc(row.last_run_at) if row.last_run_at else None,
         active=row.active,
+        failures=row.failures,
+        retry_at=must_utc(row.retry_at) if row.retry_at else None,
+        last_error=row.last_error,
     )
 
 
@@ -429,7 +432,7 @@ async def create_report_schedule(
     if body.kind not in {k.value for k in ReportKind}:
         raise InvalidInput("kind", f"{body.kind!r} is not one of {', '.join(k.value for k in ReportKind)}")
     if body.format not in {f.value for f in ReportFormat}:
-        raise InvalidInput("format", f"{body.format!r} is not one of text, csv")
+        raise InvalidInput("format", f"{body.format!r} is not one of {', '.join(f.value for f in ReportFormat)}")
     schedule = ReportSchedule(
         id=str(uuid.uuid4()),
         tenant=principal.tenant,

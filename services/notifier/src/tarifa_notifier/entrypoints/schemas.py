@@ -124,8 +124,16 @@ class ReportScheduleIn(BaseModel):
     cron: str = Field(description="minute hour day month weekday, in `time_zone`")
     time_zone: str = "UTC"
     recipients: list[str]
-    kind: str = Field(default="alert_digest", description="alert_digest: the alerts of the period")
-    format: str = Field(default="text", description="text or csv")
+    kind: str = Field(
+        default="alert_digest",
+        description="alert_digest: the alerts since the previous run; calls_by_cost_centre: the rater's calls "
+        "of the previous local day; invoicing: the invoicer's invoices of the previous month",
+    )
+    format: str = Field(
+        default="text",
+        description="text: the table in the body; csv (alert_digest, calls_by_cost_centre), xlsx "
+        "(calls_by_cost_centre, invoicing) or pdf (invoicing): the table plus the source's file attached",
+    )
 
 
 class ReportScheduleOut(ReportScheduleIn):
@@ -133,3 +141,6 @@ class ReportScheduleOut(ReportScheduleIn):
     next_run_at: datetime
     last_run_at: datetime | None = None
     active: bool
+    failures: int = Field(default=0, description="failed rounds of the slot due at next_run_at (its source was down)")
+    retry_at: datetime | None = None
+    last_error: str | None = None
