@@ -70,3 +70,10 @@ class NotifierSettings(ServiceSettings):
     report_retry_wait_seconds: float = Field(default=2.0, ge=0)
     report_retry_minutes: float = Field(default=5.0, gt=0, description="wait before the next round, doubling to 1 h")
     report_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Replicas: one runs the decisions, watchdogs and reports (the lease); all share the send queue.
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="a replica that stops renewing is replaced after this; above the loop ticks"
+    )
+    send_claim_seconds: float = Field(
+        default=120.0, gt=0, description="a claimed message another replica may take once this has passed"
+    )

@@ -120,6 +120,9 @@ class NotificationRow(SQLModel, table=True):
     next_attempt_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
     attachment_id: str | None = Field(default=None, max_length=36)
+    # While `sending`: the replica that claimed the row, and until when; past that, any replica may.
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = _ts(nullable=True)
 
 
 class HeartbeatRow(SQLModel, table=True):
@@ -200,3 +203,13 @@ class AttachmentRow(SQLModel, table=True):
     media_type: str = Field(max_length=200)
     content: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = _ts()
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named lease: the replica that runs the singleton loops (decisions, watchdogs, reports) until `expires_at`."""
+
+    __tablename__ = "notifier_lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = _ts()
