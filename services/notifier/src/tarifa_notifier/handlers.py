@@ -13,11 +13,13 @@ from tarifa_common import contracts
 from tarifa_common.alerts import AlertObject, AlertRaised, AlertResolved, Severity, SourceKind
 from tarifa_common.events import deterministic_id
 from tarifa_notifier.domain.alerts import (
+    DEFAULT_INHIBIT_RULES,
     Alert,
     AlertGroup,
     Channel,
     Flush,
     GroupPolicy,
+    InhibitRule,
     Recipient,
     Silence,
     deliveries_for,
@@ -41,6 +43,7 @@ from tarifa_notifier.domain.watchdogs import (
     DeadLetterWatch,
     RatingWatch,
     ServiceBeat,
+    TenantWatchdog,
     Verdict,
     heartbeat_verdicts,
     lag_verdicts,
@@ -93,8 +96,10 @@ class NotifierStore(Protocol):
     async def record_heartbeat(self, beat: ServiceBeat) -> None: ...
     async def heartbeats(self) -> list[ServiceBeat]: ...
     async def forget_heartbeats(self, before: datetime) -> int: ...
-    async def load_watch(self, name: str) -> dict[str, Any] | None: ...
-    async def save_watch(self, name: str, data: dict[str, Any]) -> None: ...
+    async def load_watch(self, name: str, tenant: str = PLATFORM) -> dict[str, Any] | None: ...
+    async def save_watch(self, name: str, data: dict[str, Any], tenant: str = PLATFORM) -> None: ...
+    async def tenant_watchdogs(self) -> list[TenantWatchdog]: ...
+    async def inhibit_rules(self, tenant: str) -> list[InhibitRule]: ...
 
 
 # --- alerts in ------------------------------------------------------------------------------------
@@ -169,10 +174,11 @@ async def _flush_tenant(
     alerts_by_group = await store.alerts_of_groups(tenant, [g.key for g in groups])
     firing = [a for alerts in alerts_by_group.values() for a in alerts if a.firing]
     silences = await store.active_silences(tenant, now)
+    rules = (*DEFAULT_INHIBIT_RULES, *await store.inhibit_rules(tenant))
     flushes: list[Flush] = []
     for group in groups:
         before = (group.first_at, group.last_flush_at, dict(group.notified))
-        flush = plan_flush(group, alerts_by_group.get(group.key, []), silences, firing, policy, now)
+        flush = plan_flush(group, alerts_by_group.get(group.key, []), silences, firing, policy, now, rules)
         if (group.first_at, group.last_flush_at, group.notified) != before:
             await store.save_group(group)
         if flush is None:
@@ -302,11 +308,19 @@ async def record_heartbeat(store: NotifierStore, data: dict[str, Any], seen_at: 
     )
 
 
-async def _apply_verdict(store: NotifierStore, verdict: Verdict, settings: WatchdogSettings, now: datetime) -> None:
+async def _apply_verdict(
+    store: NotifierStore,
+    verdict: Verdict,
+    settings: WatchdogSettings,
+    now: datetime,
+    tenant: str = PLATFORM,
+    every: timedelta | None = None,
+    emails: tuple[str, ...] | None = None,
+) -> None:
     if verdict.firing:
         await raise_alert(
             store,
-            PLATFORM,
+            tenant,
             AlertRaised(
                 fingerprint=verdict.fingerprint,
                 severity=settings.severity,
@@ -315,11 +329,11 @@ async def _apply_verdict(store: NotifierStore, verdict: Verdict, settings: Watch
                 summary=verdict.summary,
             ),
             now,
-            repeat_seconds=int(settings.rating_every.total_seconds()),
-            extra_emails=settings.watch_emails,
+            repeat_seconds=int((every or settings.rating_every).total_seconds()),
+            extra_emails=settings.watch_emails if emails is None else emails,
         )
     else:
-        existing = await store.get_alert(PLATFORM, verdict.fingerprint)
+        existing = await store.get_alert(tenant, verdict.fingerprint)
         if existing is not None and existing.firing:
             existing.summary = verdict.summary  # the resolved message says what happened: "rating resumed"
             existing.resolve(now)
@@ -364,6 +378,36 @@ async def run_watchdogs(
             await store.save_watch("dead-letters", {"last_check_at": now.isoformat(), "ends": dlq.ends})
     for verdict in verdicts:
         await _apply_verdict(store, verdict, settings, now)
+    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now)
+    return verdicts
+
+
+async def _tenant_rating_watchdogs(
+    store: NotifierStore, settings: WatchdogSettings, beats: Sequence[ServiceBeat], now: datetime
+) -> list[Verdict]:
+    """Each tenant that set its own rating watchdog: checked at its interval, its alert in its inbox, its list told.
+
+    The rater's heartbeats count calls for every tenant together, so the verdict is the
+    platform's, seen at the tenant's pace: a hotel that wants to hear within 2 minutes does,
+    while the platform's own list is told at the platform's interval.
+    """
+    verdicts: list[Verdict] = []
+    for watchdog in await store.tenant_watchdogs():
+        state = await store.load_watch("rating", watchdog.tenant) or {}
+        last = state.get("last_check_at")
+        watch = RatingWatch(
+            every=watchdog.every,
+            last_check_at=datetime.fromisoformat(last) if last else None,
+            processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+        )
+        verdict = watch.check(beats, now)
+        if verdict is None:
+            continue
+        await store.save_watch(
+            "rating", {"last_check_at": now.isoformat(), "processed": watch.processed}, watchdog.tenant
+        )
+        await _apply_verdict(store, verdict, settings, now, watchdog.tenant, watchdog.every, watchdog.emails)
+        verdicts.append(verdict)
     return verdicts
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,11 +20,13 @@ from tarifa_notifier.adapters.tables import (
     FlushRow,
     GroupMemberRow,
     HeartbeatRow,
+    InhibitRuleRow,
     NotificationRow,
     RecipientRow,
     ReportScheduleRow,
     ResponsibilityRow,
     SilenceRow,
+    TenantWatchdogRow,
     WatchStateRow,
 )
 from tarifa_notifier.domain.alerts import (
@@ -32,6 +34,7 @@ from tarifa_notifier.domain.alerts import (
     Alert,
     AlertGroup,
     AlertStatus,
+    InhibitRule,
     Matcher,
     MatchOp,
     Recipient,
@@ -40,7 +43,7 @@ from tarifa_notifier.domain.alerts import (
     responsible_for,
 )
 from tarifa_notifier.domain.reports import Attachment, ReportFormat, ReportKind, ReportSchedule
-from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
+from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat, TenantWatchdog
 from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft, ReportRetry
 
 
@@ -378,17 +381,25 @@ class SqlNotifierStore:
         result = await self.session.exec(delete(HeartbeatRow).where(col(HeartbeatRow.seen_at) < before))
         return int(result.rowcount or 0)
 
-    async def load_watch(self, name: str) -> dict[str, Any] | None:
-        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+    async def load_watch(self, name: str, tenant: str = PLATFORM) -> dict[str, Any] | None:
+        row = await self.session.get(WatchStateRow, (tenant, name))
         return dict(row.data) if row is not None else None
 
-    async def save_watch(self, name: str, data: dict[str, Any]) -> None:
-        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+    async def save_watch(self, name: str, data: dict[str, Any], tenant: str = PLATFORM) -> None:
+        row = await self.session.get(WatchStateRow, (tenant, name))
         if row is None:
-            self.session.add(WatchStateRow(tenant=PLATFORM, name=name, data=data))
+            self.session.add(WatchStateRow(tenant=tenant, name=name, data=data))
         else:
             row.data = data
             sa.orm.attributes.flag_modified(row, "data")
+
+    async def tenant_watchdogs(self) -> list[TenantWatchdog]:
+        rows = (await self.session.exec(select(TenantWatchdogRow))).all()
+        return [TenantWatchdog(r.tenant, timedelta(minutes=r.rating_check_minutes), tuple(r.emails)) for r in rows]
+
+    async def inhibit_rules(self, tenant: str) -> list[InhibitRule]:
+        rows = (await self.session.exec(select(InhibitRuleRow).where(InhibitRuleRow.tenant == tenant))).all()
+        return [inhibit_rule_of(r) for r in rows]
 
     async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]:
         statement = select(ReportScheduleRow).where(
@@ -442,6 +453,20 @@ class SqlNotifierStore:
             AlertRow.tenant == tenant, col(AlertRow.starts_at) >= start, col(AlertRow.starts_at) < end
         )
         return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+
+
+def matchers_of(stored: list[dict[str, str]]) -> tuple[Matcher, ...]:
+    return tuple(Matcher(m["label"], MatchOp(m["op"]), m["value"]) for m in stored)
+
+
+def inhibit_rule_of(row: InhibitRuleRow) -> InhibitRule:
+    return InhibitRule(
+        source=matchers_of(row.source),
+        target=matchers_of(row.target),
+        equal=tuple(row.equal),
+        id=row.id,
+        comment=row.comment,
+    )
 
 
 def schedule_of(row: ReportScheduleRow) -> ReportSchedule:

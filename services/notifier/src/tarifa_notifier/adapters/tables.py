@@ -213,3 +213,27 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     holder: str = Field(max_length=200)
     expires_at: datetime = _ts()
+
+
+class TenantWatchdogRow(SQLModel, table=True):
+    """A tenant's rating watchdog: its own interval and its own list of e-mails."""
+
+    __tablename__ = "notifier_tenant_watchdog"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    rating_check_minutes: float
+    emails: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+class InhibitRuleRow(SQLModel, table=True):
+    """A tenant's inhibition rule, applied with the built-in ones."""
+
+    __tablename__ = "notifier_inhibit_rule"
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100, index=True)
+    source: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    target: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    equal: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    comment: str = Field(default="", sa_type=sa.Text)
+    created_by: str = Field(default="", max_length=200)

@@ -144,3 +144,37 @@ class ReportScheduleOut(ReportScheduleIn):
     failures: int = Field(default=0, description="failed rounds of the slot due at next_run_at (its source was down)")
     retry_at: datetime | None = None
     last_error: str | None = None
+
+
+class WatchdogSettingsIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rating_check_minutes": 5, "emails": ["it@hotel.example"]}]}
+    )
+    rating_check_minutes: float | None = Field(
+        default=None, description="check every X minutes that calls are rated; null: only the platform's watchdog"
+    )
+    emails: list[str] = Field(default_factory=list, description="told while rating is stopped, every X minutes")
+
+
+class InhibitRuleIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_matchers": [{"label": "condition", "op": "=", "value": "link-down"}],
+                    "target_matchers": [{"label": "condition", "op": "=~", "value": "source-silent|no-rating"}],
+                    "equal": ["object_id"],
+                    "comment": "a trunk that is down explains silent sources behind it",
+                }
+            ]
+        }
+    )
+    source_matchers: list[SilenceMatcherIn] = Field(description="the alert that, while firing, mutes others")
+    target_matchers: list[SilenceMatcherIn] = Field(description="the alerts it mutes")
+    equal: list[str] = Field(default_factory=list, description="labels both must share, e.g. object_kind, object_id")
+    comment: str = ""
+
+
+class InhibitRuleOut(InhibitRuleIn):
+    id: str
+    built_in: bool = Field(default=False, description="every tenant's rule; cannot be deleted")
