@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select, update
@@ -118,9 +119,10 @@ class Dispatcher:
     async def _claim(self, now: datetime) -> list[_Claimed]:
         """Mark due rows `sending` under a claim of this replica; rows another replica claimed are skipped.
 
-        The claim is a conditional UPDATE (still claimable?) with a token of its own, then a read
-        of the rows that carry the token: atomic on SQLite too, where a SELECT takes no row lock.
-        On PostgreSQL `SKIP LOCKED` also keeps two replicas from queueing behind each other.
+        The claim is one UPDATE of the first claimable rows, stamped with a token of its own, then
+        a read of the rows that carry the token: atomic on SQLite too, where a SELECT takes no row
+        lock. On PostgreSQL the candidates are read first `FOR UPDATE SKIP LOCKED`, the usual
+        queue pattern, so two replicas take different rows rather than queueing behind each other.
         """
         claimable = sa.or_(
             sa.and_(col(NotificationRow.status) == "pending", col(NotificationRow.next_attempt_at) <= now),
@@ -136,18 +138,25 @@ class Dispatcher:
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             )
-            ids = list((await uow.session.exec(candidates)).all())
-            if not ids:
-                return []
-            await uow.session.exec(
+            bind = uow.session.bind
+            if bind is not None and bind.dialect.name == "postgresql":
+                # The candidates are locked as they are read; another replica skips them.
+                chosen: Any = list((await uow.session.exec(candidates)).all())
+            else:
+                # SQLite has no row locks: choose the candidates inside the UPDATE, under the write
+                # lock, so a replica waiting for the lock then picks the next rows, not the same.
+                chosen = candidates.scalar_subquery()
+            result = await uow.session.exec(
                 update(NotificationRow)
-                .where(col(NotificationRow.id).in_(ids), claimable)
+                .where(col(NotificationRow.id).in_(chosen), claimable)
                 .values(status="sending", claimed_by=token, claimed_until=now + self.claim_for)
             )
+            if not result.rowcount:
+                return []
             rows = (
                 await uow.session.exec(
                     select(NotificationRow)
-                    .where(col(NotificationRow.id).in_(ids), col(NotificationRow.claimed_by) == token)
+                    .where(col(NotificationRow.claimed_by) == token)
                     .order_by(col(NotificationRow.id))
                     .execution_options(populate_existing=True)
                 )
