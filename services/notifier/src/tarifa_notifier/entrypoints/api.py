@@ -471,11 +471,23 @@ async def list_report_schedules(principal: Reader, uow: Uow) -> list[ReportSched
 
 
 @reports_router.delete("/{schedule_id}", summary="Stop a report (kept, marked inactive)")
-async def stop_report_schedule(principal: Operator, uow: Uow, schedule_id: str) -> ReportScheduleOut:
+async def stop_report_schedule(
+    principal: Operator, uow: Uow, notifier: NotifierDep, schedule_id: str
+) -> ReportScheduleOut:
     row = await uow.session.get(ReportScheduleRow, schedule_id)
     if row is None or row.tenant != principal.tenant:
         raise NotFound(f"no report schedule {schedule_id}")
     row.active = False
+    # A stopped report is no longer late: its "not sent" alert, if any, ends with it.
+    await handlers.resolve_alert(
+        notifier.store(uow.session),
+        principal.tenant,
+        AlertResolved(
+            fingerprint=handlers.report_failed_fingerprint(schedule_id),
+            object=AlertObject(kind="report", id=schedule_id),
+        ),
+        notifier.clock(),
+    )
     return schedule_out(row)
 
 
