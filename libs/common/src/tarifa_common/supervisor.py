@@ -100,11 +100,20 @@ class Supervisor:
         self.ready_timeout = ready_timeout
         secret = load_or_create_secret(self.data_dir)
         self.services: list[ManagedService] = []
+        ports = {spec.name: spec.settings.default_http_port + port_offset for spec in specs}
         for spec in specs:
-            port = spec.settings.default_http_port + port_offset
+            port = ports[spec.name]
             prefix = spec.settings.env_prefix()
+            # Where each other service answers, as `TARIFA_<SERVICE>_<OTHER>_URL` (the notifier's
+            # reports read `TARIFA_NOTIFIER_RATER_URL`); a service without such a field ignores it.
+            peers = {
+                f"{prefix}{other.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{other_port}"
+                for other, other_port in ports.items()
+                if other != spec.name
+            }
             env = {
                 **os.environ,
+                **peers,
                 "TARIFA_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                 "TARIFA_JWT_SECRET": secret,
                 "TARIFA_ENVIRONMENT": os.environ.get("TARIFA_ENVIRONMENT", "development"),

@@ -29,7 +29,9 @@ from tarifa_notifier.adapters.channels import (
     SmtpEmailSender,
 )
 from tarifa_notifier.adapters.dispatch import Dispatcher, RetryPolicy
+from tarifa_notifier.adapters.lease import SqlLease
 from tarifa_notifier.adapters.offsets import dead_letter_ends
+from tarifa_notifier.adapters.report_sources import HttpReportSource, ReportSourceConfig
 from tarifa_notifier.adapters.repository import SqlNotifierStore
 from tarifa_notifier.config import NotifierSettings
 from tarifa_notifier.domain.alerts import GroupPolicy
@@ -48,7 +50,10 @@ class Notifier:
     clock: Clock
     policy: GroupPolicy
     watchdog: handlers.WatchdogSettings
+    report_source: handlers.ReportSource | None = None
+    report_retry: handlers.ReportRetry = field(default_factory=handlers.ReportRetry)
     dispatcher: Dispatcher = field(init=False)
+    lease: SqlLease = field(init=False)
     _stores: weakref.WeakKeyDictionary[AsyncSession, SqlNotifierStore] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -108,9 +113,20 @@ class Notifier:
 
     # --- one step of each loop (tests call these with their own clock) ---
 
-    async def flush(self, runtime: ServiceRuntime) -> int:
-        """Decide due group messages (one transaction), then fan them out (a transaction per chunk)."""
+    async def leads(self, runtime: ServiceRuntime) -> bool:
+        """Whether this replica holds the lease (taking or renewing it in a transaction of its own)."""
         async with runtime.units() as uow:
+            return await self.lease.hold(uow.session, self.clock())
+
+    async def flush(self, runtime: ServiceRuntime) -> int:
+        """Decide due group messages (one transaction), then fan them out (a transaction per chunk).
+
+        Only the lease holder decides, and it renews the lease in the deciding transaction: a
+        replica whose lease lapsed to another cannot commit a second decision for a group.
+        """
+        async with runtime.units() as uow:
+            if not await self.lease.hold(uow.session, self.clock()):
+                return 0
             decided = len(await handlers.flush_groups(self.store(uow.session), self.policy, self.clock()))
 
         @asynccontextmanager
@@ -121,7 +137,10 @@ class Notifier:
         await handlers.fan_out(open_store)
         return decided
 
-    async def watch(self, runtime: ServiceRuntime) -> None:
+    async def watch(self, runtime: ServiceRuntime) -> bool:
+        """Run the watchdogs and the due reports, if this replica holds the lease; True if it did."""
+        if not await self.leads(runtime):
+            return False
         ends = None
         if self.settings.watch_dead_letters and runtime.publisher.ready.is_set():
             try:
@@ -129,9 +148,21 @@ class Notifier:
             except Exception as error:
                 log.warning("dead-letter offsets not read: %s", error)
         async with runtime.units() as uow:
+            if not await self.lease.hold(uow.session, self.clock()):
+                return False  # lost while reading the dead-letter offsets
             await handlers.run_watchdogs(self.store(uow.session), self.watchdog, self.clock(), ends)
-        async with runtime.units() as uow:
-            await handlers.run_due_reports(self.store(uow.session), self.clock())
+        await self.reports(runtime)
+        return True
+
+    async def reports(self, runtime: ServiceRuntime) -> int:
+        """Log every due report; reading another service's report happens outside any transaction."""
+
+        @asynccontextmanager
+        async def open_store() -> AsyncIterator[handlers.NotifierStore]:
+            async with runtime.units() as uow:
+                yield self.store(uow.session)
+
+        return await handlers.run_due_reports(open_store, self.clock(), self.report_source, self.report_retry)
 
     # --- background loops ---
 
@@ -142,7 +173,7 @@ class Notifier:
         await self._loop(runtime, self.watch, self.settings.watchdog_tick_seconds, "watchdog")
 
     async def dispatch_loop(self, runtime: ServiceRuntime) -> None:
-        await self.dispatcher.recover()
+        await self.dispatcher.recover(self.clock())
 
         async def step(_: ServiceRuntime) -> int:
             return await self.dispatcher.dispatch_once(self.clock())
@@ -157,11 +188,12 @@ class Notifier:
             try:
                 result = step(runtime)
                 busy = bool(await result) if asyncio.iscoroutine(result) else False
+                busy = busy and name == "dispatch"
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("notifier %s step failed; trying again in %.1fs", name, every)
-            if not busy or name != "dispatch":
+            if not busy:
                 await asyncio.sleep(every)
 
 
@@ -208,6 +240,7 @@ def build(
     clock: Clock = utcnow,
     email: Sender | None = None,
     sms: dict[str, Sender] | None = None,
+    report_source: handlers.ReportSource | None = None,
     loops: bool = True,
 ) -> tuple[ServiceRuntime, Notifier]:
     """The runtime and the notifier; tests pass their clock and senders, and may run the loops' steps by hand."""
@@ -229,7 +262,26 @@ def build(
         rounds=settings.send_rounds,
         round_backoff=timedelta(seconds=settings.send_round_backoff_seconds),
     )
-    notifier = Notifier(settings, clock, policy, watchdog)
+    if report_source is None:
+        report_source = HttpReportSource(
+            ReportSourceConfig(
+                rater_url=settings.rater_url,
+                invoicer_url=settings.invoicer_url,
+                jwt_secret=settings.jwt_secret.get_secret_value(),
+                jwt_issuer=settings.jwt_issuer,
+                attempts=settings.report_attempts,
+                wait_seconds=settings.report_retry_wait_seconds,
+                timeout=settings.report_timeout_seconds,
+            )
+        )
+    notifier = Notifier(
+        settings,
+        clock,
+        policy,
+        watchdog,
+        report_source,
+        handlers.ReportRetry(backoff=timedelta(minutes=settings.report_retry_minutes)),
+    )
     runtime = ServiceRuntime(
         settings,
         migrations=MIGRATIONS,
@@ -243,7 +295,10 @@ def build(
         sms if sms is not None else configured_sms,
         settings.default_sms_provider.value,
         retry,
+        instance=runtime.instance_id,
+        claim_for=timedelta(seconds=settings.send_claim_seconds),
     )
+    notifier.lease = SqlLease("notifier-loops", runtime.instance_id, timedelta(seconds=settings.lease_seconds))
     return runtime, notifier
 
 

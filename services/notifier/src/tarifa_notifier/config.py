@@ -63,3 +63,17 @@ class NotifierSettings(ServiceSettings):
     send_retry_wait_seconds: float = Field(default=1.0, ge=0)
     send_rounds: int = Field(default=10, ge=1, description="rounds before a message is marked failed")
     send_round_backoff_seconds: float = Field(default=30.0, ge=0)
+    # Reports read from the other services (their HTTP APIs, as the schedule's tenant).
+    rater_url: str = Field(default="http://127.0.0.1:8102", description="the rater's API, for calls reports")
+    invoicer_url: str = Field(default="http://127.0.0.1:8104", description="the invoicer's API, for invoicing reports")
+    report_attempts: int = Field(default=3, ge=1, description="tenacity attempts per report round")
+    report_retry_wait_seconds: float = Field(default=2.0, ge=0)
+    report_retry_minutes: float = Field(default=5.0, gt=0, description="wait before the next round, doubling to 1 h")
+    report_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Replicas: one runs the decisions, watchdogs and reports (the lease); all share the send queue.
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="a replica that stops renewing is replaced after this; above the loop ticks"
+    )
+    send_claim_seconds: float = Field(
+        default=120.0, gt=0, description="a claimed message another replica may take once this has passed"
+    )

@@ -4,30 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from tarifa_common import contracts
 from tarifa_common.alerts import AlertObject, AlertRaised, AlertResolved, Severity, SourceKind
+from tarifa_common.events import deterministic_id
 from tarifa_notifier.domain.alerts import (
+    DEFAULT_INHIBIT_RULES,
     Alert,
     AlertGroup,
     Channel,
     Flush,
     GroupPolicy,
+    InhibitRule,
     Recipient,
     Silence,
     deliveries_for,
     plan_flush,
     render,
 )
-from tarifa_notifier.domain.reports import DEFAULT_FIRST_PERIOD, ReportSchedule, alert_digest
+from tarifa_notifier.domain.reports import (
+    Attachment,
+    CostCentreTotal,
+    InvoiceSummary,
+    Report,
+    ReportFormat,
+    ReportKind,
+    ReportSchedule,
+    alert_digest,
+    calls_by_cost_centre,
+    invoicing,
+)
 from tarifa_notifier.domain.watchdogs import (
     ConsumerSample,
     DeadLetterWatch,
     RatingWatch,
     ServiceBeat,
+    TenantWatchdog,
     Verdict,
     heartbeat_verdicts,
     lag_verdicts,
@@ -50,6 +66,7 @@ class NotificationDraft:
     subject: str
     body: str
     created_at: datetime
+    attachment_id: str | None = None
 
 
 class NotifierStore(Protocol):
@@ -69,14 +86,20 @@ class NotifierStore(Protocol):
     async def next_open_flush(self) -> FlushRecord | None: ...
     async def advance_flush(self, flush_id: int, cursor: str | None, done: bool) -> None: ...
     async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]: ...
-    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> None: ...
+    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> bool: ...
+    async def mark_report_failed(
+        self, schedule_id: str, error: str, now: datetime, retry: ReportRetry
+    ) -> tuple[int, datetime]: ...
+    async def add_attachment(self, attachment_id: str, tenant: str, attachment: Attachment, at: datetime) -> None: ...
     async def alerts_started_between(self, tenant: str, start: datetime, end: datetime) -> list[Alert]: ...
     async def add_notifications(self, drafts: Sequence[NotificationDraft]) -> int: ...
     async def record_heartbeat(self, beat: ServiceBeat) -> None: ...
     async def heartbeats(self) -> list[ServiceBeat]: ...
     async def forget_heartbeats(self, before: datetime) -> int: ...
-    async def load_watch(self, name: str) -> dict[str, Any] | None: ...
-    async def save_watch(self, name: str, data: dict[str, Any]) -> None: ...
+    async def load_watch(self, name: str, tenant: str = PLATFORM) -> dict[str, Any] | None: ...
+    async def save_watch(self, name: str, data: dict[str, Any], tenant: str = PLATFORM) -> None: ...
+    async def tenant_watchdogs(self) -> list[TenantWatchdog]: ...
+    async def inhibit_rules(self, tenant: str) -> list[InhibitRule]: ...
 
 
 # --- alerts in ------------------------------------------------------------------------------------
@@ -151,10 +174,11 @@ async def _flush_tenant(
     alerts_by_group = await store.alerts_of_groups(tenant, [g.key for g in groups])
     firing = [a for alerts in alerts_by_group.values() for a in alerts if a.firing]
     silences = await store.active_silences(tenant, now)
+    rules = (*DEFAULT_INHIBIT_RULES, *await store.inhibit_rules(tenant))
     flushes: list[Flush] = []
     for group in groups:
         before = (group.first_at, group.last_flush_at, dict(group.notified))
-        flush = plan_flush(group, alerts_by_group.get(group.key, []), silences, firing, policy, now)
+        flush = plan_flush(group, alerts_by_group.get(group.key, []), silences, firing, policy, now, rules)
         if (group.first_at, group.last_flush_at, group.notified) != before:
             await store.save_group(group)
         if flush is None:
@@ -284,11 +308,19 @@ async def record_heartbeat(store: NotifierStore, data: dict[str, Any], seen_at: 
     )
 
 
-async def _apply_verdict(store: NotifierStore, verdict: Verdict, settings: WatchdogSettings, now: datetime) -> None:
+async def _apply_verdict(
+    store: NotifierStore,
+    verdict: Verdict,
+    settings: WatchdogSettings,
+    now: datetime,
+    tenant: str = PLATFORM,
+    every: timedelta | None = None,
+    emails: tuple[str, ...] | None = None,
+) -> None:
     if verdict.firing:
         await raise_alert(
             store,
-            PLATFORM,
+            tenant,
             AlertRaised(
                 fingerprint=verdict.fingerprint,
                 severity=settings.severity,
@@ -297,11 +329,11 @@ async def _apply_verdict(store: NotifierStore, verdict: Verdict, settings: Watch
                 summary=verdict.summary,
             ),
             now,
-            repeat_seconds=int(settings.rating_every.total_seconds()),
-            extra_emails=settings.watch_emails,
+            repeat_seconds=int((every or settings.rating_every).total_seconds()),
+            extra_emails=settings.watch_emails if emails is None else emails,
         )
     else:
-        existing = await store.get_alert(PLATFORM, verdict.fingerprint)
+        existing = await store.get_alert(tenant, verdict.fingerprint)
         if existing is not None and existing.firing:
             existing.summary = verdict.summary  # the resolved message says what happened: "rating resumed"
             existing.resolve(now)
@@ -346,6 +378,36 @@ async def run_watchdogs(
             await store.save_watch("dead-letters", {"last_check_at": now.isoformat(), "ends": dlq.ends})
     for verdict in verdicts:
         await _apply_verdict(store, verdict, settings, now)
+    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now)
+    return verdicts
+
+
+async def _tenant_rating_watchdogs(
+    store: NotifierStore, settings: WatchdogSettings, beats: Sequence[ServiceBeat], now: datetime
+) -> list[Verdict]:
+    """Each tenant that set its own rating watchdog: checked at its interval, its alert in its inbox, its list told.
+
+    The rater's heartbeats count calls for every tenant together, so the verdict is the
+    platform's, seen at the tenant's pace: a hotel that wants to hear within 2 minutes does,
+    while the platform's own list is told at the platform's interval.
+    """
+    verdicts: list[Verdict] = []
+    for watchdog in await store.tenant_watchdogs():
+        state = await store.load_watch("rating", watchdog.tenant) or {}
+        last = state.get("last_check_at")
+        watch = RatingWatch(
+            every=watchdog.every,
+            last_check_at=datetime.fromisoformat(last) if last else None,
+            processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+        )
+        verdict = watch.check(beats, now)
+        if verdict is None:
+            continue
+        await store.save_watch(
+            "rating", {"last_check_at": now.isoformat(), "processed": watch.processed}, watchdog.tenant
+        )
+        await _apply_verdict(store, verdict, settings, now, watchdog.tenant, watchdog.every, watchdog.emails)
+        verdicts.append(verdict)
     return verdicts
 
 
@@ -412,33 +474,151 @@ async def raise_usage_alert(
 # --- scheduled reports ---------------------------------------------------------------------------
 
 
-async def run_due_reports(store: NotifierStore, now: datetime) -> int:
+class ReportSourceDown(Exception):
+    """The service a report reads from could not answer, after the retries of one round."""
+
+
+class ReportSource(Protocol):
+    """The other services' report APIs (the adapter calls the rater and the invoicer over HTTP)."""
+
+    async def cost_centre_totals(self, tenant: str, start: datetime, end: datetime) -> list[CostCentreTotal]: ...
+    async def rated_calls_file(self, tenant: str, start: datetime, end: datetime, fmt: ReportFormat) -> Attachment: ...
+    async def invoices(self, tenant: str, month: str) -> list[InvoiceSummary]: ...
+    async def invoicing_file(self, tenant: str, month: str, fmt: ReportFormat) -> Attachment: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRetry:
+    """A report whose source is down is tried again after `backoff`, doubling up to `longest`."""
+
+    backoff: timedelta = timedelta(minutes=5)
+    longest: timedelta = timedelta(hours=1)
+
+    def after(self, failures: int) -> timedelta:
+        return min(self.backoff * (1 << max(failures - 1, 0)), self.longest)
+
+
+async def gather_report(
+    schedule: ReportSchedule, start: datetime, end: datetime, source: ReportSource | None
+) -> Report:
+    """Read a rater or invoicer report for the period: the body table from JSON, the file the format asks for."""
+    if source is None:
+        raise ReportSourceDown("no report source is configured")
+    attachment: Attachment | None = None
+    if schedule.kind is ReportKind.CALLS_BY_COST_CENTRE:
+        subject, body = calls_by_cost_centre(
+            schedule, await source.cost_centre_totals(schedule.tenant, start, end), start, end
+        )
+        if schedule.format is not ReportFormat.TEXT:
+            attachment = await source.rated_calls_file(schedule.tenant, start, end, schedule.format)
+            day = start.astimezone(ZoneInfo(schedule.time_zone)).date()
+            attachment = replace(attachment, filename=f"calls-{day:%Y-%m-%d}.{schedule.format.value}")
+    elif schedule.kind is ReportKind.INVOICING:
+        month = start.astimezone(ZoneInfo(schedule.time_zone)).strftime("%Y-%m")
+        subject, body = invoicing(schedule, await source.invoices(schedule.tenant, month), month)
+        if schedule.format is not ReportFormat.TEXT:
+            attachment = await source.invoicing_file(schedule.tenant, month, schedule.format)
+    else:
+        raise ValueError(f"{schedule.kind} is not read from another service")
+    return Report(subject, body, attachment)
+
+
+def report_failed_fingerprint(schedule_id: str) -> str:
+    return f"notifier/report-failed/{schedule_id}"
+
+
+async def run_due_reports(
+    open_store: StoreOpener,
+    now: datetime,
+    source: ReportSource | None = None,
+    retry: ReportRetry | None = None,
+) -> int:
     """Log the e-mails of every report due at `now`; one run per due time (missed runs are not replayed).
 
-    The period is from the previous run to this one (a day for the first run). The log's dedup
-    key holds the schedule and the due time, so a run decided twice is logged once.
+    The period depends on the kind (`ReportSchedule.period`). A report read from the rater or the
+    invoicer is fetched outside any transaction, then logged with its slot in one: the log's dedup
+    key (schedule, due time, address) and the slot check make a run decided twice, by a restart
+    or a second replica, logged once. A source that stays down keeps the slot, is tried again
+    with a growing wait, and raises an `important` alert to the report's recipients until it
+    is sent (then the alert resolves).
     """
+    retry = retry or ReportRetry()
+    async with open_store() as store:
+        due = await store.due_reports(now)
     logged = 0
-    for schedule, due_at, last_run in await store.due_reports(now):
-        start = last_run or due_at - DEFAULT_FIRST_PERIOD
-        subject, body = alert_digest(
-            schedule, await store.alerts_started_between(schedule.tenant, start, due_at), start, due_at
-        )
-        drafts = [
-            NotificationDraft(
-                tenant=schedule.tenant,
-                dedup_key=f"{schedule.tenant}|report|{schedule.id}|{due_at.isoformat()}|{address}",
-                group_key=f"report:{schedule.id}",
-                kind="report",
-                channel=Channel.EMAIL,
-                address=address,
-                recipient_id=None,
-                subject=subject,
-                body=body,
-                created_at=now,
-            )
-            for address in schedule.recipients
-        ]
-        logged += await store.add_notifications(drafts)
-        await store.mark_report_run(schedule.id, due_at, schedule.next_run(max(now, due_at)))
+    for schedule, due_at, last_run in due:
+        start, end = schedule.period(due_at, last_run)
+        if schedule.kind is ReportKind.ALERT_DIGEST:
+            async with open_store() as store:
+                subject, body = alert_digest(
+                    schedule, await store.alerts_started_between(schedule.tenant, start, end), start, end
+                )
+                logged += await _log_report(store, schedule, due_at, Report(subject, body), now)
+            continue
+        try:
+            report = await gather_report(schedule, start, end, source)
+        except ReportSourceDown as error:
+            async with open_store() as store:
+                await _report_failed(store, schedule, due_at, str(error), retry, now)
+            continue
+        async with open_store() as store:
+            logged += await _log_report(store, schedule, due_at, report, now)
     return logged
+
+
+async def _log_report(
+    store: NotifierStore, schedule: ReportSchedule, due_at: datetime, report: Report, now: datetime
+) -> int:
+    if not await store.mark_report_run(schedule.id, due_at, schedule.next_run(max(now, due_at))):
+        return 0  # another replica, or this one before a restart, logged this slot already
+    attachment_id = None
+    if report.attachment is not None:
+        attachment_id = deterministic_id("notifier-report", schedule.id, due_at.isoformat())
+        await store.add_attachment(attachment_id, schedule.tenant, report.attachment, now)
+    drafts = [
+        NotificationDraft(
+            tenant=schedule.tenant,
+            dedup_key=f"{schedule.tenant}|report|{schedule.id}|{due_at.isoformat()}|{address}",
+            group_key=f"report:{schedule.id}",
+            kind="report",
+            channel=Channel.EMAIL,
+            address=address,
+            recipient_id=None,
+            subject=report.subject,
+            body=report.body,
+            created_at=now,
+            attachment_id=attachment_id,
+        )
+        for address in schedule.recipients
+    ]
+    logged = await store.add_notifications(drafts)
+    late = await store.get_alert(schedule.tenant, report_failed_fingerprint(schedule.id))
+    if late is not None and late.firing:
+        late.summary = f"Report {schedule.name!r} due {due_at:%Y-%m-%d %H:%M} UTC was sent, late"
+        late.resolve(now)
+        await store.save_alert(late)
+    return logged
+
+
+async def _report_failed(
+    store: NotifierStore, schedule: ReportSchedule, due_at: datetime, error: str, retry: ReportRetry, now: datetime
+) -> None:
+    failures, retry_at = await store.mark_report_failed(schedule.id, error, now, retry)
+    zone = ZoneInfo(schedule.time_zone)
+    await raise_alert(
+        store,
+        schedule.tenant,
+        AlertRaised(
+            fingerprint=report_failed_fingerprint(schedule.id),
+            severity=Severity.IMPORTANT,
+            source_kind=SourceKind.AUTOMATION,
+            object=AlertObject(kind="report", id=schedule.id),
+            summary=(
+                f"Report {schedule.name!r} due {due_at.astimezone(zone):%Y-%m-%d %H:%M} ({schedule.time_zone}) "
+                f"is not sent: {error}; trying again at {retry_at.astimezone(zone):%H:%M} ({failures} failed round(s))"
+            ),
+            details={"condition": "report-failed", "schedule_id": schedule.id, "due_at": due_at.isoformat()},
+        ),
+        now,
+        extra_emails=schedule.recipients,
+    )

@@ -145,6 +145,20 @@ async def test_the_api_manages_recipients_responsibilities_silences_and_the_prov
         headers=bearer("operator"),
     )
     assert report.status_code == 201 and report.json()["next_run_at"] == "2026-11-22T10:00:00Z"
+    no_such_file = await client.post(
+        "/v1/report-schedules",
+        json={
+            "name": "Invoicing",
+            "cron": "0 8 5 * *",
+            "recipients": ["cfo@acme.test"],
+            "kind": "invoicing",
+            "format": "csv",
+        },
+        headers=bearer("operator"),
+    )
+    assert no_such_file.status_code == 422
+    assert no_such_file.json()["errors"][0]["field"] == "format"
+    assert "xlsx, pdf" in no_such_file.json()["errors"][0]["problem"]
 
 
 async def test_events_from_the_broker_become_alerts_heartbeats_and_customer_messages(

@@ -61,11 +61,15 @@ async def test_a_posted_alert_is_grouped_sent_once_and_its_resolution_too(
             await eventually(lambda: told(1), timeout=20)
             await client.post(f"/v1/alerts/{posted.json()['id']}/resolve", headers=headers)
             await eventually(lambda: told(2), timeout=20)
-            log = (await client.get("/v1/notifications", headers=headers)).json()
+
+            async def logged() -> None:  # the outcome is recorded just after the SMTP server has the message
+                log = (await client.get("/v1/notifications", headers=headers)).json()
+                assert [(n["kind"], n["status"], n["provider"]) for n in log] == [
+                    ("alert.resolved", "sent", "smtp"),
+                    ("alert.firing", "sent", "smtp"),
+                ]
+
+            await eventually(logged, timeout=20)
         assert [m.subject.split(" ")[0] for m in smtp_server.box.messages] == ["[IMPORTANT]", "[RESOLVED]"]
-        assert [(n["kind"], n["status"], n["provider"]) for n in log] == [
-            ("alert.resolved", "sent", "smtp"),
-            ("alert.firing", "sent", "smtp"),
-        ]
     finally:
         await runtime.stop()

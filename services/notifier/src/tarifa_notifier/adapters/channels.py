@@ -15,6 +15,8 @@ import smpplib.consts  # type: ignore[import-untyped]
 import smpplib.exceptions  # type: ignore[import-untyped]
 import smpplib.gsm  # type: ignore[import-untyped]
 
+from tarifa_notifier.domain.reports import Attachment
+
 
 class DeliveryFailed(Exception):
     """The provider refused or could not be reached; the message may be retried."""
@@ -28,6 +30,7 @@ class OutgoingMessage:
     address: str
     subject: str
     body: str
+    attachments: tuple[Attachment, ...] = ()  # e-mail only (a report's file)
 
 
 class Sender(Protocol):
@@ -66,6 +69,11 @@ class SmtpEmailSender:
         message_id = f"<tarifa-notification-{message.key}@{self.config.sender.rsplit('@', 1)[-1]}>"
         email["Message-ID"] = message_id
         email.set_content(message.body)
+        for attachment in message.attachments:
+            maintype, _, subtype = attachment.media_type.partition("/")
+            email.add_attachment(
+                attachment.content, maintype=maintype, subtype=subtype or "octet-stream", filename=attachment.filename
+            )
         try:
             await aiosmtplib.send(
                 email,

@@ -5,26 +5,34 @@ event handler). Delivery marks it `sending` and counts the attempt in one commit
 transaction, sends, then marks it `sent` (or `pending` again with a later `next_attempt_at`,
 or `failed` after the last round) in another. A restart therefore never drops a message and
 never re-sends one that is `sent`. The only window is a crash during the network call itself
-(the row stays `sending`): on start-up such rows go back to `pending` and are sent again with
-the same Message-ID / Idempotency-Key, which mail clients and HTTP gateways use to drop the
-copy; over SMPP a copy may arrive (SMPP has no idempotency key).
+(the row stays `sending`): once its claim expires (`claimed_until`), any replica claims it again
+and sends it with the same Message-ID / Idempotency-Key, which mail clients and HTTP gateways use
+to drop the copy; over SMPP a copy may arrive (SMPP has no idempotency key).
+
+Replicas share the queue: a claim takes rows with `FOR UPDATE SKIP LOCKED` (PostgreSQL), so two
+replicas never claim the same row, and stamps them with the claimer and an expiry, so a replica
+that restarts leaves the rows another replica is sending alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_notifier.adapters.channels import DeliveryFailed, OutgoingMessage, Sender
-from tarifa_notifier.adapters.tables import NotificationRow, TenantSettingsRow
+from tarifa_notifier.adapters.tables import AttachmentRow, NotificationRow, TenantSettingsRow
+from tarifa_notifier.domain.reports import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,8 @@ class Dispatcher:
         *,
         batch_size: int = 200,
         concurrency: int = 20,
+        instance: str = "",
+        claim_for: timedelta = timedelta(minutes=2),
     ) -> None:
         self.units = units
         self.email = email
@@ -73,15 +83,28 @@ class Dispatcher:
         self.default_sms_provider = default_sms_provider
         self.policy = policy
         self.batch_size = batch_size
+        self.instance = instance
+        self.claim_for = claim_for
         self._gate = asyncio.Semaphore(concurrency)
 
-    async def recover(self) -> int:
-        """After a restart: rows left `sending` by a crash mid-send go back to `pending`."""
+    async def recover(self, now: datetime | None = None) -> int:
+        """After a restart: rows left `sending` whose claim has expired go back to `pending`.
+
+        A claim that has not expired belongs to a replica that may be sending right now: left alone.
+        (`_claim` takes expired claims too; this only makes them visible as `pending` at once.)
+        """
+        now = now or datetime.now(UTC)
         async with self.units() as uow:
             result = await uow.session.exec(
-                update(NotificationRow).where(col(NotificationRow.status) == "sending").values(status="pending")
+                update(NotificationRow)
+                .where(col(NotificationRow.status) == "sending", self._claim_expired(now))
+                .values(status="pending", claimed_by=None, claimed_until=None)
             )
             return int(result.rowcount or 0)
+
+    @staticmethod
+    def _claim_expired(now: datetime) -> sa.ColumnElement[bool]:
+        return sa.or_(col(NotificationRow.claimed_until).is_(None), col(NotificationRow.claimed_until) < now)
 
     async def dispatch_once(self, now: datetime) -> int:
         """Send what is due at `now`; returns how many rows were handled."""
@@ -94,29 +117,76 @@ class Dispatcher:
         return len(outcomes)
 
     async def _claim(self, now: datetime) -> list[_Claimed]:
+        """Mark due rows `sending` under a claim of this replica; rows another replica claimed are skipped.
+
+        The claim is one UPDATE of the first claimable rows, stamped with a token of its own, then
+        a read of the rows that carry the token: atomic on SQLite too, where a SELECT takes no row
+        lock. On PostgreSQL the candidates are read first `FOR UPDATE SKIP LOCKED`, the usual
+        queue pattern, so two replicas take different rows rather than queueing behind each other.
+        """
+        claimable = sa.or_(
+            sa.and_(col(NotificationRow.status) == "pending", col(NotificationRow.next_attempt_at) <= now),
+            # a replica that died mid-send: its claim expired, the row is anyone's again
+            sa.and_(col(NotificationRow.status) == "sending", self._claim_expired(now)),
+        )
+        token = f"{self.instance}/{uuid.uuid4().hex[:8]}"
         async with self.units() as uow:
-            statement = (
-                select(NotificationRow)
-                .where(col(NotificationRow.status) == "pending", col(NotificationRow.next_attempt_at) <= now)
+            candidates = (
+                select(NotificationRow.id)
+                .where(claimable)
                 .order_by(col(NotificationRow.id))
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             )
-            rows = (await uow.session.exec(statement)).all()
+            bind = uow.session.bind
+            if bind is not None and bind.dialect.name == "postgresql":
+                # The candidates are locked as they are read; another replica skips them.
+                chosen: Any = list((await uow.session.exec(candidates)).all())
+            else:
+                # SQLite has no row locks: choose the candidates inside the UPDATE, under the write
+                # lock, so a replica waiting for the lock then picks the next rows, not the same.
+                chosen = candidates.scalar_subquery()
+            result = await uow.session.exec(
+                update(NotificationRow)
+                .where(col(NotificationRow.id).in_(chosen), claimable)
+                .values(status="sending", claimed_by=token, claimed_until=now + self.claim_for)
+            )
+            if not result.rowcount:
+                return []
+            rows = (
+                await uow.session.exec(
+                    select(NotificationRow)
+                    .where(col(NotificationRow.claimed_by) == token)
+                    .order_by(col(NotificationRow.id))
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+            files = await self._attachments(uow.session, {r.attachment_id for r in rows if r.attachment_id})
             claimed = []
             for row in rows:
-                row.status = "sending"
                 assert row.id is not None
                 claimed.append(
                     _Claimed(
                         row.id,
                         row.tenant,
                         row.channel,
-                        OutgoingMessage(str(row.id), row.address, row.subject, row.body),
+                        OutgoingMessage(
+                            str(row.id),
+                            row.address,
+                            row.subject,
+                            row.body,
+                            (files[row.attachment_id],) if row.attachment_id else (),
+                        ),
                         row.attempts,
                     )
                 )
             return claimed
+
+    async def _attachments(self, session: AsyncSession, ids: set[str]) -> dict[str, Attachment]:
+        if not ids:
+            return {}
+        rows = (await session.exec(select(AttachmentRow).where(col(AttachmentRow.id).in_(ids)))).all()
+        return {r.id: Attachment(r.filename, r.media_type, r.content) for r in rows}
 
     async def _sms_providers(self, tenants: set[str]) -> dict[str, str]:
         if not tenants:
@@ -174,6 +244,7 @@ class Dispatcher:
                 row.attempts += outcome.attempts
                 row.provider = outcome.provider
                 rounds = self._rounds(row.attempts)
+                row.claimed_by = row.claimed_until = None
                 if outcome.error is None:
                     row.status, row.sent_at, row.last_error = "sent", now, None
                 elif rounds >= self.policy.rounds:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,14 +16,17 @@ from tarifa_common.events import deterministic_id
 from tarifa_notifier.adapters.tables import (
     AlertGroupRow,
     AlertRow,
+    AttachmentRow,
     FlushRow,
     GroupMemberRow,
     HeartbeatRow,
+    InhibitRuleRow,
     NotificationRow,
     RecipientRow,
     ReportScheduleRow,
     ResponsibilityRow,
     SilenceRow,
+    TenantWatchdogRow,
     WatchStateRow,
 )
 from tarifa_notifier.domain.alerts import (
@@ -31,6 +34,7 @@ from tarifa_notifier.domain.alerts import (
     Alert,
     AlertGroup,
     AlertStatus,
+    InhibitRule,
     Matcher,
     MatchOp,
     Recipient,
@@ -38,9 +42,9 @@ from tarifa_notifier.domain.alerts import (
     Silence,
     responsible_for,
 )
-from tarifa_notifier.domain.reports import ReportFormat, ReportKind, ReportSchedule
-from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat
-from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft
+from tarifa_notifier.domain.reports import Attachment, ReportFormat, ReportKind, ReportSchedule
+from tarifa_notifier.domain.watchdogs import ConsumerSample, ServiceBeat, TenantWatchdog
+from tarifa_notifier.handlers import PLATFORM, FlushRecord, NotificationDraft, ReportRetry
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -323,6 +327,7 @@ class SqlNotifierStore:
                 "attempts": 0,
                 "created_at": d.created_at,
                 "next_attempt_at": d.created_at,
+                "attachment_id": d.attachment_id,
             }
             for d in drafts
         ]
@@ -376,37 +381,92 @@ class SqlNotifierStore:
         result = await self.session.exec(delete(HeartbeatRow).where(col(HeartbeatRow.seen_at) < before))
         return int(result.rowcount or 0)
 
-    async def load_watch(self, name: str) -> dict[str, Any] | None:
-        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+    async def load_watch(self, name: str, tenant: str = PLATFORM) -> dict[str, Any] | None:
+        row = await self.session.get(WatchStateRow, (tenant, name))
         return dict(row.data) if row is not None else None
 
-    async def save_watch(self, name: str, data: dict[str, Any]) -> None:
-        row = await self.session.get(WatchStateRow, (PLATFORM, name))
+    async def save_watch(self, name: str, data: dict[str, Any], tenant: str = PLATFORM) -> None:
+        row = await self.session.get(WatchStateRow, (tenant, name))
         if row is None:
-            self.session.add(WatchStateRow(tenant=PLATFORM, name=name, data=data))
+            self.session.add(WatchStateRow(tenant=tenant, name=name, data=data))
         else:
             row.data = data
             sa.orm.attributes.flag_modified(row, "data")
 
+    async def tenant_watchdogs(self) -> list[TenantWatchdog]:
+        rows = (await self.session.exec(select(TenantWatchdogRow))).all()
+        return [TenantWatchdog(r.tenant, timedelta(minutes=r.rating_check_minutes), tuple(r.emails)) for r in rows]
+
+    async def inhibit_rules(self, tenant: str) -> list[InhibitRule]:
+        rows = (await self.session.exec(select(InhibitRuleRow).where(InhibitRuleRow.tenant == tenant))).all()
+        return [inhibit_rule_of(r) for r in rows]
+
     async def due_reports(self, now: datetime) -> list[tuple[ReportSchedule, datetime, datetime | None]]:
         statement = select(ReportScheduleRow).where(
-            col(ReportScheduleRow.active).is_(True), col(ReportScheduleRow.next_run_at) <= now
+            col(ReportScheduleRow.active).is_(True),
+            col(ReportScheduleRow.next_run_at) <= now,
+            sa.or_(col(ReportScheduleRow.retry_at).is_(None), col(ReportScheduleRow.retry_at) <= now),
         )
         return [
             (schedule_of(r), must_utc(r.next_run_at), utc(r.last_run_at))
             for r in (await self.session.exec(statement)).all()
         ]
 
-    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> None:
+    async def mark_report_run(self, schedule_id: str, ran_for: datetime, next_run_at: datetime) -> bool:
+        """Move the schedule past the slot `ran_for`; False when that slot is no longer the one due.
+
+        One conditional UPDATE, so of two transactions logging the same slot only one moves it.
+        """
+        result = await self.session.exec(
+            sa.update(ReportScheduleRow)
+            .where(col(ReportScheduleRow.id) == schedule_id, col(ReportScheduleRow.next_run_at) == ran_for)
+            .values(last_run_at=ran_for, next_run_at=next_run_at, failures=0, retry_at=None, last_error=None)
+        )
+        return bool(result.rowcount)
+
+    async def mark_report_failed(
+        self, schedule_id: str, error: str, now: datetime, retry: ReportRetry
+    ) -> tuple[int, datetime]:
         row = await self.session.get(ReportScheduleRow, schedule_id)
-        if row is not None:
-            row.last_run_at, row.next_run_at = ran_for, next_run_at
+        if row is None:
+            return 0, now
+        row.failures += 1
+        row.retry_at = now + retry.after(row.failures)
+        row.last_error = error
+        return row.failures, row.retry_at
+
+    async def add_attachment(self, attachment_id: str, tenant: str, attachment: Attachment, at: datetime) -> None:
+        if await self.session.get(AttachmentRow, attachment_id) is None:
+            self.session.add(
+                AttachmentRow(
+                    id=attachment_id,
+                    tenant=tenant,
+                    filename=attachment.filename,
+                    media_type=attachment.media_type,
+                    content=attachment.content,
+                    created_at=at,
+                )
+            )
 
     async def alerts_started_between(self, tenant: str, start: datetime, end: datetime) -> list[Alert]:
         statement = select(AlertRow).where(
             AlertRow.tenant == tenant, col(AlertRow.starts_at) >= start, col(AlertRow.starts_at) < end
         )
         return [alert_of(r) for r in (await self.session.exec(statement)).all()]
+
+
+def matchers_of(stored: list[dict[str, str]]) -> tuple[Matcher, ...]:
+    return tuple(Matcher(m["label"], MatchOp(m["op"]), m["value"]) for m in stored)
+
+
+def inhibit_rule_of(row: InhibitRuleRow) -> InhibitRule:
+    return InhibitRule(
+        source=matchers_of(row.source),
+        target=matchers_of(row.target),
+        equal=tuple(row.equal),
+        id=row.id,
+        comment=row.comment,
+    )
 
 
 def schedule_of(row: ReportScheduleRow) -> ReportSchedule:

@@ -119,6 +119,10 @@ class NotificationRow(SQLModel, table=True):
     created_at: datetime = _ts()
     next_attempt_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+    attachment_id: str | None = Field(default=None, max_length=36)
+    # While `sending`: the replica that claimed the row, and until when; past that, any replica may.
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = _ts(nullable=True)
 
 
 class HeartbeatRow(SQLModel, table=True):
@@ -182,3 +186,54 @@ class ReportScheduleRow(SQLModel, table=True):
     next_run_at: datetime = _ts()
     last_run_at: datetime | None = _ts(nullable=True)
     active: bool = True
+    # A source that is down keeps the slot (`next_run_at`) and is tried again at `retry_at`.
+    failures: int = 0
+    retry_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A report's file, stored once per schedule slot and attached to each recipient's e-mail."""
+
+    __tablename__ = "notifier_attachment"
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100, index=True)
+    filename: str = Field(max_length=200)
+    media_type: str = Field(max_length=200)
+    content: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _ts()
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named lease: the replica that runs the singleton loops (decisions, watchdogs, reports) until `expires_at`."""
+
+    __tablename__ = "notifier_lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = _ts()
+
+
+class TenantWatchdogRow(SQLModel, table=True):
+    """A tenant's rating watchdog: its own interval and its own list of e-mails."""
+
+    __tablename__ = "notifier_tenant_watchdog"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    rating_check_minutes: float
+    emails: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+class InhibitRuleRow(SQLModel, table=True):
+    """A tenant's inhibition rule, applied with the built-in ones."""
+
+    __tablename__ = "notifier_inhibit_rule"
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100, index=True)
+    source: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    target: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    equal: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    comment: str = Field(default="", sa_type=sa.Text)
+    created_by: str = Field(default="", max_length=200)

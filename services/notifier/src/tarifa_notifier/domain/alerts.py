@@ -207,6 +207,17 @@ class InhibitRule:
     source: tuple[Matcher, ...]
     target: tuple[Matcher, ...]
     equal: tuple[str, ...]
+    id: str = ""
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise InvalidInput("source_matchers", "give at least one matcher for the alert that inhibits")
+        if not self.target:
+            raise InvalidInput("target_matchers", "give at least one matcher, or the rule would mute every alert")
+        unknown = [label for label in self.equal if label not in LABELS]
+        if unknown:
+            raise InvalidInput("equal", f"{', '.join(unknown)} not labels; use some of {', '.join(LABELS)}")
 
     def inhibits(self, alert: Alert, firing: Iterable[Alert]) -> bool:
         labels = alert.labels()
@@ -227,6 +238,8 @@ DEFAULT_INHIBIT_RULES = (
         source=(Matcher("condition", MatchOp.REGEX, "source-(silent|down|disconnected)"),),
         target=(Matcher("condition", MatchOp.REGEX, "no-rating|rating-stopped"),),
         equal=("object_kind", "object_id"),
+        id="default-source-down",
+        comment="a source that is down explains why its calls are not rated",
     ),
 )
 
@@ -293,6 +306,7 @@ def plan_flush(
     firing_in_tenant: Sequence[Alert],
     policy: GroupPolicy,
     now: datetime,
+    rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
 ) -> Flush | None:
     """Decide whether the group sends a message now, and update its state if it does.
 
@@ -302,7 +316,7 @@ def plan_flush(
     """
     if group.first_at is None:
         return None
-    firing = tuple(a for a in alerts if a.firing and not muted(a, silences, firing_in_tenant, now))
+    firing = tuple(a for a in alerts if a.firing and not muted(a, silences, firing_in_tenant, now, rules))
     resolved = tuple(a for a in alerts if not a.firing and group.notified.get(a.fingerprint) == "firing")
     if not firing and not resolved:
         if not any(a.firing for a in alerts):

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tarifa_common.errors import InvalidInput
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSample:
@@ -38,6 +40,21 @@ class Verdict:
     object_id: str
     firing: bool
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantWatchdog:
+    """A tenant's own rating watchdog (CmTel's settings per business): check every `every`, tell `emails`."""
+
+    tenant: str
+    every: timedelta
+    emails: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.every < timedelta(minutes=1):
+            raise InvalidInput("rating_check_minutes", "check at most once a minute (give 1 or more)")
+        if any("@" not in e for e in self.emails):
+            raise InvalidInput("emails", "each address needs an @")
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -20,24 +20,29 @@ from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_notifier import __doc__ as summary
 from tarifa_notifier import handlers
 from tarifa_notifier.adapters.dispatch import set_sms_provider
-from tarifa_notifier.adapters.repository import alert_of, must_utc
+from tarifa_notifier.adapters.repository import SqlNotifierStore, alert_of, inhibit_rule_of, must_utc
 from tarifa_notifier.adapters.tables import (
     AlertRow,
     GroupMemberRow,
+    InhibitRuleRow,
     NotificationRow,
     RecipientRow,
     ReportScheduleRow,
     ResponsibilityRow,
     SilenceRow,
     TenantSettingsRow,
+    TenantWatchdogRow,
 )
 from tarifa_notifier.bootstrap import Notifier, build
 from tarifa_notifier.config import NotifierSettings, SmsProvider
-from tarifa_notifier.domain.alerts import Matcher, MatchOp, Silence
+from tarifa_notifier.domain.alerts import DEFAULT_INHIBIT_RULES, InhibitRule, Matcher, MatchOp, Silence
 from tarifa_notifier.domain.reports import ReportFormat, ReportKind, ReportSchedule
+from tarifa_notifier.domain.watchdogs import TenantWatchdog
 from tarifa_notifier.entrypoints.schemas import (
     AlertOut,
     GroupMemberIn,
+    InhibitRuleIn,
+    InhibitRuleOut,
     NotificationOut,
     RecipientIn,
     RecipientOut,
@@ -49,6 +54,7 @@ from tarifa_notifier.entrypoints.schemas import (
     SilenceMatcherIn,
     SilenceOut,
     SmsProviderIn,
+    WatchdogSettingsIn,
 )
 
 Reader = Annotated[auth.Principal, require(auth.VIEWER, auth.OPERATOR)]
@@ -419,6 +425,9 @@ def schedule_out(row: ReportScheduleRow) -> ReportScheduleOut:
         next_run_at=must_utc(row.next_run_at),
         last_run_at=must_utc(row.last_run_at) if row.last_run_at else None,
         active=row.active,
+        failures=row.failures,
+        retry_at=must_utc(row.retry_at) if row.retry_at else None,
+        last_error=row.last_error,
     )
 
 
@@ -429,7 +438,7 @@ async def create_report_schedule(
     if body.kind not in {k.value for k in ReportKind}:
         raise InvalidInput("kind", f"{body.kind!r} is not one of {', '.join(k.value for k in ReportKind)}")
     if body.format not in {f.value for f in ReportFormat}:
-        raise InvalidInput("format", f"{body.format!r} is not one of text, csv")
+        raise InvalidInput("format", f"{body.format!r} is not one of {', '.join(f.value for f in ReportFormat)}")
     schedule = ReportSchedule(
         id=str(uuid.uuid4()),
         tenant=principal.tenant,
@@ -462,15 +471,126 @@ async def list_report_schedules(principal: Reader, uow: Uow) -> list[ReportSched
 
 
 @reports_router.delete("/{schedule_id}", summary="Stop a report (kept, marked inactive)")
-async def stop_report_schedule(principal: Operator, uow: Uow, schedule_id: str) -> ReportScheduleOut:
+async def stop_report_schedule(
+    principal: Operator, uow: Uow, notifier: NotifierDep, schedule_id: str
+) -> ReportScheduleOut:
     row = await uow.session.get(ReportScheduleRow, schedule_id)
     if row is None or row.tenant != principal.tenant:
         raise NotFound(f"no report schedule {schedule_id}")
     row.active = False
+    # A stopped report is no longer late: its "not sent" alert, if any, ends with it.
+    await handlers.resolve_alert(
+        notifier.store(uow.session),
+        principal.tenant,
+        AlertResolved(
+            fingerprint=handlers.report_failed_fingerprint(schedule_id),
+            object=AlertObject(kind="report", id=schedule_id),
+        ),
+        notifier.clock(),
+    )
     return schedule_out(row)
 
 
-ROUTERS = (alerts_router, silences_router, recipients_router, groups_router, log_router, reports_router)
+watchdog_router = APIRouter(tags=["watchdogs"])
+
+
+@watchdog_router.put("/watchdog-settings", summary="This tenant's rating watchdog: its interval and its e-mails")
+async def put_watchdog_settings(principal: Operator, uow: Uow, body: WatchdogSettingsIn) -> WatchdogSettingsIn:
+    row = await uow.session.get(TenantWatchdogRow, principal.tenant)
+    if body.rating_check_minutes is None:
+        if row is not None:
+            await uow.session.delete(row)
+        return WatchdogSettingsIn(rating_check_minutes=None, emails=[])
+    watchdog = TenantWatchdog(principal.tenant, timedelta(minutes=body.rating_check_minutes), tuple(body.emails))
+    if not watchdog.emails:
+        raise InvalidInput("emails", "give at least one address to tell while rating is stopped")
+    if row is None:
+        row = TenantWatchdogRow(tenant=principal.tenant, rating_check_minutes=body.rating_check_minutes)
+        uow.session.add(row)
+    row.rating_check_minutes, row.emails = body.rating_check_minutes, list(watchdog.emails)
+    return WatchdogSettingsIn(rating_check_minutes=row.rating_check_minutes, emails=list(row.emails))
+
+
+@watchdog_router.get("/watchdog-settings", summary="This tenant's rating watchdog")
+async def get_watchdog_settings(principal: Reader, uow: Uow) -> WatchdogSettingsIn:
+    row = await uow.session.get(TenantWatchdogRow, principal.tenant)
+    if row is None:
+        return WatchdogSettingsIn(rating_check_minutes=None, emails=[])
+    return WatchdogSettingsIn(rating_check_minutes=row.rating_check_minutes, emails=list(row.emails))
+
+
+def _matchers(field: str, given: list[SilenceMatcherIn]) -> tuple[Matcher, ...]:
+    ops = {op.value for op in MatchOp}
+    for index, m in enumerate(given):
+        if m.op not in ops:
+            raise InvalidInput(f"{field}.{index}.op", f"{m.op!r} is not one of {', '.join(sorted(ops))}")
+    return tuple(Matcher(m.label, MatchOp(m.op), m.value) for m in given)
+
+
+def _stored(matchers: tuple[Matcher, ...]) -> list[dict[str, str]]:
+    return [{"label": m.label, "op": m.op.value, "value": m.value} for m in matchers]
+
+
+def rule_out(rule: InhibitRule, built_in: bool = False) -> InhibitRuleOut:
+    return InhibitRuleOut(
+        id=rule.id,
+        source_matchers=[SilenceMatcherIn(**m) for m in _stored(rule.source)],
+        target_matchers=[SilenceMatcherIn(**m) for m in _stored(rule.target)],
+        equal=list(rule.equal),
+        comment=rule.comment,
+        built_in=built_in,
+    )
+
+
+@watchdog_router.post("/inhibit-rules", status_code=201, summary="Mute alerts while another alert explains them")
+async def create_inhibit_rule(principal: Operator, uow: Uow, body: InhibitRuleIn) -> InhibitRuleOut:
+    rule = InhibitRule(
+        source=_matchers("source_matchers", body.source_matchers),
+        target=_matchers("target_matchers", body.target_matchers),
+        equal=tuple(body.equal),
+        id=str(uuid.uuid4()),
+        comment=body.comment,
+    )
+    uow.session.add(
+        InhibitRuleRow(
+            id=rule.id,
+            tenant=principal.tenant,
+            source=_stored(rule.source),
+            target=_stored(rule.target),
+            equal=list(rule.equal),
+            comment=rule.comment,
+            created_by=principal.subject,
+        )
+    )
+    return rule_out(rule)
+
+
+@watchdog_router.get("/inhibit-rules", summary="The built-in inhibition rules, then this tenant's")
+async def list_inhibit_rules(principal: Reader, uow: Uow) -> list[InhibitRuleOut]:
+    own = await SqlNotifierStore(uow.session).inhibit_rules(principal.tenant)
+    return [rule_out(r, built_in=True) for r in DEFAULT_INHIBIT_RULES] + [rule_out(r) for r in own]
+
+
+@watchdog_router.delete("/inhibit-rules/{rule_id}", summary="Delete one of this tenant's inhibition rules")
+async def delete_inhibit_rule(principal: Operator, uow: Uow, rule_id: str) -> InhibitRuleOut:
+    if rule_id in {r.id for r in DEFAULT_INHIBIT_RULES}:
+        raise InvalidInput("rule_id", "a built-in rule applies to every tenant and cannot be deleted")
+    row = await uow.session.get(InhibitRuleRow, rule_id)
+    if row is None or row.tenant != principal.tenant:
+        raise NotFound(f"no inhibition rule {rule_id}")
+    await uow.session.delete(row)
+    return rule_out(inhibit_rule_of(row))
+
+
+ROUTERS = (
+    alerts_router,
+    silences_router,
+    recipients_router,
+    groups_router,
+    log_router,
+    reports_router,
+    watchdog_router,
+)
 
 
 def create_app(settings: ServiceSettings, **build_options: object) -> FastAPI:
@@ -489,6 +609,7 @@ def create_app(settings: ServiceSettings, **build_options: object) -> FastAPI:
             {"name": "notification log", "description": "Every message decided and its outcome"},
             {"name": "channels", "description": "E-mail and SMS providers"},
             {"name": "reports", "description": "Scheduled e-mail reports"},
+            {"name": "watchdogs", "description": "A tenant's rating watchdog and inhibition rules"},
         ],
     )
     app.state.notifier = notifier

@@ -124,8 +124,16 @@ class ReportScheduleIn(BaseModel):
     cron: str = Field(description="minute hour day month weekday, in `time_zone`")
     time_zone: str = "UTC"
     recipients: list[str]
-    kind: str = Field(default="alert_digest", description="alert_digest: the alerts of the period")
-    format: str = Field(default="text", description="text or csv")
+    kind: str = Field(
+        default="alert_digest",
+        description="alert_digest: the alerts since the previous run; calls_by_cost_centre: the rater's calls "
+        "of the previous local day; invoicing: the invoicer's invoices of the previous month",
+    )
+    format: str = Field(
+        default="text",
+        description="text: the table in the body; csv (alert_digest, calls_by_cost_centre), xlsx "
+        "(calls_by_cost_centre, invoicing) or pdf (invoicing): the table plus the source's file attached",
+    )
 
 
 class ReportScheduleOut(ReportScheduleIn):
@@ -133,3 +141,40 @@ class ReportScheduleOut(ReportScheduleIn):
     next_run_at: datetime
     last_run_at: datetime | None = None
     active: bool
+    failures: int = Field(default=0, description="failed rounds of the slot due at next_run_at (its source was down)")
+    retry_at: datetime | None = None
+    last_error: str | None = None
+
+
+class WatchdogSettingsIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rating_check_minutes": 5, "emails": ["it@hotel.example"]}]}
+    )
+    rating_check_minutes: float | None = Field(
+        default=None, description="check every X minutes that calls are rated; null: only the platform's watchdog"
+    )
+    emails: list[str] = Field(default_factory=list, description="told while rating is stopped, every X minutes")
+
+
+class InhibitRuleIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_matchers": [{"label": "condition", "op": "=", "value": "link-down"}],
+                    "target_matchers": [{"label": "condition", "op": "=~", "value": "source-silent|no-rating"}],
+                    "equal": ["object_id"],
+                    "comment": "a trunk that is down explains silent sources behind it",
+                }
+            ]
+        }
+    )
+    source_matchers: list[SilenceMatcherIn] = Field(description="the alert that, while firing, mutes others")
+    target_matchers: list[SilenceMatcherIn] = Field(description="the alerts it mutes")
+    equal: list[str] = Field(default_factory=list, description="labels both must share, e.g. object_kind, object_id")
+    comment: str = ""
+
+
+class InhibitRuleOut(InhibitRuleIn):
+    id: str
+    built_in: bool = Field(default=False, description="every tenant's rule; cannot be deleted")
