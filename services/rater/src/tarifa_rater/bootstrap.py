@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opentelemetry import propagate
+
 from tarifa_common import contracts
 from tarifa_common.events import Event
 from tarifa_common.kafka import Subscription
@@ -31,7 +33,7 @@ class Rater:
     chunk_size: int = 500
 
     def store(self, uow: UnitOfWork) -> SqlRaterStore:
-        return SqlRaterStore(uow.session, self.cache, uow.emitted)
+        return SqlRaterStore(uow.session, self.cache)
 
     async def rerate(
         self, scope: handlers.RerateScope, on_progress: Callable[[handlers.RerateProgress], None] | None = None
@@ -61,9 +63,13 @@ class Rater:
 def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:
     """The rater's one consumer group; handlers reach the rater built after the runtime."""
 
-    async def rate(event: Event, uow: UnitOfWork) -> None:
+    async def rate(events: list[Event], uow: UnitOfWork) -> None:
         rater = rater_ref[0]
-        await handlers.rate_collected_cdr(event, uow, rater.store(uow), rater.numbering)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the batch's span: every event it publishes carries it
+        await handlers.rate_collected_cdrs(
+            events, uow, rater.store(uow), rater.numbering, trace=carrier.get("traceparent")
+        )
 
     async def line(event: Event, uow: UnitOfWork) -> None:
         rater = rater_ref[0]
@@ -74,7 +80,8 @@ def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:
         Subscription(
             group=GROUP,
             topics=("cdr.raw", "line.events"),
-            handlers={contracts.CDR_COLLECTED: rate, **line_handlers},
+            handlers=line_handlers,
+            batch_handlers={contracts.CDR_COLLECTED: rate},
         ),
     )
 
