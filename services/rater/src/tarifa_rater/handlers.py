@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tarifa_common import alerts, contracts, topics
 from tarifa_common.events import Event, deterministic_id, utcnow
 from tarifa_common.unit_of_work import UnitOfWork
-from tarifa_rater.domain.allowances import Usage, consume, cycle_of
+from tarifa_rater.domain.allowances import Consumption, Usage, amend, consume, cycle_of
 from tarifa_rater.domain.money import exact
 from tarifa_rater.domain.numbering import NumberingPlan
 from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
@@ -557,6 +557,40 @@ async def use_allowance(
         breakdown = json.loads(call.breakdown or "{}")
         breakdown.update(allowance_seconds=str(used.covered_seconds), price_before_allowance=str(before))
         call.breakdown = json.dumps(breakdown, sort_keys=True)
+    return usage_events(call, allowance, cycle, usage, used, trace)
+
+
+async def amend_allowance(
+    store: RaterStore,
+    previous: CallState,
+    updated: CallState,
+    allowance: Allowance,
+    day: date,
+    trace: str | None = None,
+    *,
+    leaving: bool = False,
+) -> list[Publication]:
+    """Count a re-rated call's difference in its line's cycle (`leaving`: the call left the line)."""
+    assert previous.amount is not None and updated.amount is not None
+    cycle = cycle_of(day, allowance.due_day)
+    usage = await store.usage(previous.tenant, allowance.line_id, cycle, allowance.included_seconds)
+    if leaving:
+        seconds, amount = -previous.charged_seconds, -previous.amount
+    else:
+        seconds, amount = updated.charged_seconds - previous.charged_seconds, updated.amount - previous.amount
+    used = amend(usage, seconds, amount, allowance.credit_limit)
+    return usage_events(updated, allowance, cycle, usage, used, trace)
+
+
+def usage_events(
+    call: CallState,
+    allowance: Allowance,
+    cycle: tuple[date, date],
+    usage: Usage,
+    used: Consumption,
+    trace: str | None,
+) -> list[Publication]:
+    """The `line.usage` events a change of the cycle's usage causes: thresholds reached, credit exceeded."""
     events: list[Publication] = []
     for level in used.thresholds:
         reached = contracts.UsageThresholdReached(
@@ -678,7 +712,9 @@ async def rerate_chunk(
         progress.examined += 1
         cdr = collected_call(json.loads(call.cdr))
         updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
-        keep_allowance(call, updated)
+        same_line = updated.line_id == call.line_id
+        if same_line:
+            keep_allowance(call, updated)
         if updated.rating_signature() == call.rating_signature():
             if updated.status == UNRATED:
                 progress.still_unrated += 1
@@ -691,8 +727,16 @@ async def rerate_chunk(
         updated.version = call.version + 1
         extra: list[Publication] = []
         allowance = context.allowances.get(updated.line_id or "")
-        if previous is None and allowance is not None:  # rated for the first time: it uses the allowance
-            extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
+        day = local_start(cdr).date()
+        if previous is not None:
+            # The cycle counts the new version instead of the old one: the difference, never the call twice.
+            old_allowance = context.allowances.get(call.line_id or "")
+            if old_allowance is not None:
+                extra += await amend_allowance(store, call, updated, old_allowance, day, leaving=not same_line)
+            if allowance is not None and not same_line:  # the call came to a line with an allowance
+                extra += await use_allowance(store, updated, allowance, day)
+        elif allowance is not None:  # rated for the first time: it uses the allowance
+            extra = await use_allowance(store, updated, allowance, day)
         await store.update_call(updated, "rerate" if previous is not None else "retried")
         publish(uow, updated, previous)
         for event, topic, key in extra:

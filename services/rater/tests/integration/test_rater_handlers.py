@@ -304,3 +304,48 @@ async def test_a_malformed_collected_cdr_is_refused_naming_the_field(offline_rat
     async with offline_rater.runtime.units() as uow:
         with pytest.raises(ValidationError, match="billable_seconds"):
             await handlers.rate_collected_cdrs([bad], uow, offline_rater.store(uow), offline_rater.numbering)
+
+
+async def test_a_rerate_counts_the_new_version_in_the_allowance_not_the_call_twice(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("isp")
+    await setup_tenant(offline_rater, tenant, price_list)
+    async with offline_rater.runtime.units() as uow:
+        allowance = handlers.Allowance("line-1", 60, due_day=10, credit_limit=Decimal("0.05"))
+        await sql.save_allowance(uow.session, tenant, allowance)
+    [first] = await rate(offline_rater, make_cdr(tenant, "r1", billable_seconds=31))  # 36 s, all covered
+    assert contracts.RatedCall.model_validate(first.data).amount == Decimal(0)
+
+    async def usage() -> tuple[int, Decimal]:
+        async with offline_rater.runtime.units() as uow:
+            row = await uow.session.get(LineUsageRow, (tenant, "line-1", date(2026, 11, 10)))
+        assert row is not None
+        return row.used_seconds, row.spent
+
+    assert await usage() == (36, Decimal(0))
+    minute_steps = "destination,call_class,price_per_minute,connect_fee,first_increment,next_increment\n"
+    async with offline_rater.runtime.units() as uow:  # now charged by the minute: 60 s instead of 36 s
+        await sql.save_plan_version(
+            uow.session, tenant, "standard", NOV, parse_rates_csv(minute_steps + "Local,local,0.12,0.05,60,60\n")
+        )
+    scope = handlers.RerateScope(tenant, NOV, datetime(2026, 12, 1, tzinfo=UTC))
+
+    async def rerate() -> list[Event]:
+        async with offline_rater.runtime.units() as uow:
+            await handlers.rerate_chunk(uow, offline_rater.store(uow), scope, offline_rater.numbering, 0, 100)
+        return list(uow.emitted)
+
+    by_type: dict[str, list[Event]] = {}
+    for event in await rerate():
+        by_type.setdefault(event.type, []).append(event)
+    [rerated] = [contracts.RatedCall.model_validate(e.data) for e in by_type[contracts.CDR_RATED]]
+    # 36 of the 60 s stay covered; 24 s pay their share of 0.05 + 0.12: 0.068.
+    assert (rerated.version, rerated.charged_seconds, rerated.amount) == (2, 60, Decimal("0.068"))
+    assert await usage() == (60, Decimal("0.068"))  # 36 + (60 - 36): the difference, not 36 + 60
+    levels = [contracts.UsageThresholdReached.model_validate(e.data) for e in by_type[contracts.LINE_USAGE_THRESHOLD]]
+    assert [(u.threshold_percent, u.used_seconds) for u in levels] == [(80, 60), (100, 60)]
+    [credit] = [contracts.CreditLimitExceeded.model_validate(e.data) for e in by_type[contracts.LINE_CREDIT_EXCEEDED]]
+    assert credit.spent == Decimal("0.068")
+    assert await rerate() == []
+    assert await usage() == (60, Decimal("0.068"))
