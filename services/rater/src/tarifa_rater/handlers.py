@@ -21,6 +21,7 @@ from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_rater.domain.allowances import Consumption, Usage, amend, consume, cycle_of
 from tarifa_rater.domain.money import exact
 from tarifa_rater.domain.numbering import NumberingPlan
+from tarifa_rater.domain.pricing import MEMO_LIMIT, Price
 from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
 from tarifa_rater.domain.tariffs import PlanBook
 
@@ -343,9 +344,6 @@ def apply_outcome(call: CallState, outcome: Rating | Unratable, now: datetime) -
         return replace(call, status=UNRATED, reason=outcome.reason, detail=outcome.detail)
     entry = outcome.entry
     price = outcome.price
-    breakdown = price.breakdown()
-    if price.cost_amount is not None:
-        breakdown["cost_amount"] = str(price.cost_amount)
     return replace(
         call,
         status=RATED,
@@ -366,10 +364,28 @@ def apply_outcome(call: CallState, outcome: Rating | Unratable, now: datetime) -
         plan=outcome.plan,
         rate=outcome.rate,
         band=price.band.value,
-        breakdown=json.dumps(breakdown, sort_keys=True),
+        breakdown=breakdown_of(price),
         out_of_class=outcome.out_of_class,
         rated_at=now,
     )
+
+
+_BREAKDOWNS: dict[int, tuple[Price, str]] = {}
+
+
+def breakdown_of(price: Price) -> str:
+    """The stored breakdown (JSON) of a price; prices are memoised per plan, so is their breakdown."""
+    known = _BREAKDOWNS.get(id(price))
+    if known is not None and known[0] is price:
+        return known[1]
+    parts = price.breakdown()
+    if price.cost_amount is not None:
+        parts["cost_amount"] = str(price.cost_amount)
+    text = json.dumps(parts, sort_keys=True)
+    if len(_BREAKDOWNS) >= MEMO_LIMIT:
+        _BREAKDOWNS.clear()
+    _BREAKDOWNS[id(price)] = (price, text)  # holding the price keeps its id from being reused
+    return text
 
 
 def _text(value: Decimal | None) -> str | None:
