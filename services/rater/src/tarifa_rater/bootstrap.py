@@ -56,8 +56,8 @@ class Rater:
             if chunk.examined < self.chunk_size:
                 return total
 
-    async def retry_unrated(self, uow: UnitOfWork, tenant: str) -> int:
-        return await handlers.retry_unrated(uow, self.store(uow), tenant, self.numbering)
+    async def retry_unrated(self, uow: UnitOfWork, tenant: str, waiting: handlers.Waiting | None = None) -> int:
+        return await handlers.retry_unrated(uow, self.store(uow), tenant, self.numbering, waiting)
 
 
 def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:

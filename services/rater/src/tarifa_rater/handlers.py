@@ -22,7 +22,16 @@ from tarifa_rater.domain.allowances import Consumption, Usage, amend, consume, c
 from tarifa_rater.domain.money import exact
 from tarifa_rater.domain.numbering import NumberingPlan
 from tarifa_rater.domain.pricing import MEMO_LIMIT, Price
-from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
+from tarifa_rater.domain.rating import (
+    BAD_NUMBER,
+    NO_TARIFF,
+    UNKNOWN_EXTENSION,
+    CallToRate,
+    DirectoryEntry,
+    Rating,
+    Unratable,
+    rate_call,
+)
 from tarifa_rater.domain.tariffs import PlanBook
 
 SERVICE = "rater"
@@ -250,6 +259,27 @@ class RerateScope:
     line: str | None = None  # a line id or an extension
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Which waiting calls a change can make ratable: those waiting for `reasons`, or of `extensions`.
+
+    A new tariff or assignment retries the calls waiting for a tariff; a new extension, alias
+    or line those waiting for an extension (and every waiting call of that extension, whose
+    plan may now be another); a numbering context those with unreadable numbers or no tariff.
+    """
+
+    reasons: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+
+
+FOR_TARIFF = Waiting(reasons=(NO_TARIFF,))
+FOR_NUMBERING = Waiting(reasons=(BAD_NUMBER, NO_TARIFF))
+
+
+def for_extensions(*extensions: str) -> Waiting:
+    return Waiting(reasons=(UNKNOWN_EXTENSION,), extensions=extensions)
+
+
 @dataclass(slots=True)
 class RerateProgress:
     examined: int = 0
@@ -275,7 +305,11 @@ class RaterStore(Protocol):
 
     async def update_call(self, call: CallState, cause: str) -> None: ...
 
-    async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]: ...
+    async def unrated_calls(
+        self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
+    ) -> Sequence[CallState]:
+        """The tenant's waiting calls after `after_id` in id order; `waiting` narrows them (None: all)."""
+        ...
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]: ...
 
@@ -682,19 +716,25 @@ async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, nu
     numbers = [n for n in [line.number, *line.dids] if n]
     # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
     await store.save_line(change.tenant, entry, numbers, prune=change.kind is contracts.LineEventKind.DID_REMOVED)
-    await retry_unrated(uow, store, change.tenant, numbering)
+    await retry_unrated(uow, store, change.tenant, numbering, for_extensions(entry.extension))
 
 
 async def retry_unrated(
-    uow: UnitOfWork, store: RaterStore, tenant: str, numbering: NumberingPlan, *, limit: int = 5000
+    uow: UnitOfWork,
+    store: RaterStore,
+    tenant: str,
+    numbering: NumberingPlan,
+    waiting: Waiting | None = None,
+    *,
+    limit: int = 5000,
 ) -> int:
-    """Rate the tenant's waiting calls that can now be rated; return how many were."""
+    """Rate the tenant's waiting calls that can now be rated (those `waiting` names; None: all); return how many."""
     context = await store.context(tenant)
     rated = 0
     after = 0
     now = utcnow()
     while True:
-        batch = await store.unrated_calls(tenant, after, limit)
+        batch = await store.unrated_calls(tenant, after, limit, waiting)
         for call in batch:
             assert call.id is not None
             after = call.id

@@ -42,7 +42,7 @@ from tarifa_rater.domain.numbering import CallClass, NumberingPlan
 from tarifa_rater.domain.pricing import Rate, TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry
 from tarifa_rater.domain.tariffs import PlanBook, RateEntry, TariffPlan
-from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, RatingContext, RerateScope
+from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, RatingContext, RerateScope, Waiting
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
 NEW_CALL_FIELDS = tuple(name for name in CALL_FIELDS if name != "id")
@@ -262,13 +262,20 @@ class SqlRaterStore:
     async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
         await _execute(self.session, sa.insert(RatingRow).values(rating_row(call, previous, cause)))
 
-    async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]:
-        query = (
-            select(CallRow)
-            .where(CallRow.tenant == tenant, CallRow.status == UNRATED, col(CallRow.id) > after_id)
-            .order_by(col(CallRow.id))
-            .limit(limit)
-        )
+    async def unrated_calls(
+        self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
+    ) -> Sequence[CallState]:
+        query = select(CallRow).where(CallRow.tenant == tenant, CallRow.status == UNRATED, col(CallRow.id) > after_id)
+        if waiting is not None:
+            wanted = []
+            if waiting.reasons:
+                wanted.append(col(CallRow.reason).in_(waiting.reasons))
+            if waiting.extensions:
+                wanted.append(col(CallRow.extension).in_(waiting.extensions))
+            if not wanted:
+                return []
+            query = query.where(sa.or_(*wanted))
+        query = query.order_by(col(CallRow.id)).limit(limit)
         return [state_of(row) for row in (await self.session.exec(query)).all()]
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]:
@@ -504,3 +511,63 @@ async def save_numbering(session: AsyncSession, tenant: str, source_id: str, pla
     )
     await _execute(session, statement)
     await touch(session, tenant)
+
+
+async def _delete(session: AsyncSession, tenant: str, statement: Any) -> bool:
+    """Run a DELETE; when it removed something, mark the tenant's context as changed."""
+    removed = (await _execute(session, statement)).rowcount > 0
+    if removed:
+        await touch(session, tenant)
+    return bool(removed)
+
+
+async def delete_extension(session: AsyncSession, tenant: str, extension: str) -> bool:
+    """Remove a directory entry and the aliases that point to it; calls already rated keep their rating."""
+    await _execute(
+        session, sa.delete(AliasRow).where(col(AliasRow.tenant) == tenant, col(AliasRow.extension) == extension)
+    )
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(ExtensionRow).where(col(ExtensionRow.tenant) == tenant, col(ExtensionRow.extension) == extension),
+    )
+
+
+async def delete_alias(session: AsyncSession, tenant: str, number: str) -> bool:
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return await _delete(
+        session, tenant, sa.delete(AliasRow).where(col(AliasRow.tenant) == tenant, col(AliasRow.number) == digits)
+    )
+
+
+async def delete_plan_version(session: AsyncSession, tenant: str, code: str, valid_from: datetime) -> bool:
+    """Remove one version of a plan and its rates; calls it priced keep their rating until re-rated."""
+    plan_id = (
+        await session.exec(
+            select(TariffPlanRow.id).where(
+                TariffPlanRow.tenant == tenant, TariffPlanRow.code == code, TariffPlanRow.valid_from == valid_from
+            )
+        )
+    ).one_or_none()
+    if plan_id is None:
+        return False
+    await _execute(session, sa.delete(RateRow).where(col(RateRow.plan_id) == plan_id))
+    return await _delete(session, tenant, sa.delete(TariffPlanRow).where(col(TariffPlanRow.id) == plan_id))
+
+
+async def delete_assignment(session: AsyncSession, tenant: str, scope: str, scope_id: str) -> bool:
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(PlanAssignmentRow).where(
+            col(PlanAssignmentRow.tenant) == tenant,
+            col(PlanAssignmentRow.scope) == scope,
+            col(PlanAssignmentRow.scope_id) == scope_id,
+        ),
+    )
+
+
+async def delete_holiday(session: AsyncSession, tenant: str, day: date) -> bool:
+    return await _delete(
+        session, tenant, sa.delete(HolidayRow).where(col(HolidayRow.tenant) == tenant, col(HolidayRow.day) == day)
+    )
