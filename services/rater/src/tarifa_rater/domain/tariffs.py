@@ -96,20 +96,41 @@ class PlanBook:
     assignments: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, id) -> plan code
     by_scope: dict[str, dict[str, str]] = field(default_factory=dict)  # the same, scope -> id -> plan code
 
+    # (line id, customer id) -> the versions of the plan assigned, resolved once (cleared on change)
+    resolved: dict[tuple[str | None, str | None], tuple[list[datetime], list[TariffPlan]] | None] = field(
+        default_factory=dict
+    )
+
     def add(self, plan: TariffPlan) -> None:
         versions = self.versions.setdefault(plan.code, [])
         versions.append(plan)
         versions.sort(key=lambda p: p.valid_from)
         self.starts[plan.code] = [p.valid_from for p in versions]
+        self.resolved.clear()
 
     def assign(self, scope: str, scope_id: str, code: str) -> None:
         self.assignments[(scope, scope_id)] = code
         self.by_scope.setdefault(scope, {})[scope_id] = code
+        self.resolved.clear()
 
     def plan_for(self, started_at: datetime, *, line_id: str | None, customer_id: str | None) -> TariffPlan | None:
         """The plan version in force at `started_at` for the line, else its customer, else the tenant."""
-        code = self.code_for(line_id, customer_id)
-        return None if code is None else self.version_at(code, started_at)
+        key = (line_id, customer_id)
+        try:
+            found = self.resolved[key]
+        except KeyError:
+            code = self.code_for(line_id, customer_id)
+            found = None if code is None or not self.starts.get(code) else (self.starts[code], self.versions[code])
+            if len(self.resolved) >= 100_000:
+                self.resolved.clear()
+            self.resolved[key] = found
+        if found is None:
+            return None
+        starts, versions = found
+        if len(starts) == 1:
+            return versions[0] if started_at >= starts[0] else None
+        index = bisect.bisect_right(starts, started_at)
+        return versions[index - 1] if index else None
 
     def code_for(self, line_id: str | None, customer_id: str | None) -> str | None:
         """The plan code assigned to the line, else its customer, else the tenant."""
@@ -127,8 +148,6 @@ class PlanBook:
         starts = self.starts.get(code)
         if not starts:
             return None
-        if len(starts) == 1:
-            return self.versions[code][0] if started_at >= starts[0] else None
         index = bisect.bisect_right(starts, started_at)
         return self.versions[code][index - 1] if index else None
 
