@@ -118,12 +118,15 @@ def classify(dialled: str, plan: NumberingPlan, *, internal: bool = False) -> Cl
     """Normalise `dialled` (as the PBX recorded it) and classify the call; raises InvalidInput if unreadable."""
     if internal:
         return Classified(CallClass.INTERNAL, None)
-    text = dialled if dialled.isdigit() else dialled.strip()
-    number = text if text.isascii() and text.isdigit() else _NOT_DIGITS.sub("", text)
-    if not number:
-        raise InvalidInput("dialled", f"{dialled!r} holds no digits")
-    if text.startswith("+"):
-        return _international_or_national(plan, number, dialled)
+    if dialled.isdigit() and dialled.isascii():  # what PBXs mostly report: digits only
+        number = dialled
+    else:
+        text = dialled.strip()
+        number = _NOT_DIGITS.sub("", text)
+        if not number:
+            raise InvalidInput("dialled", f"{dialled!r} holds no digits")
+        if text.startswith("+"):
+            return _international_or_national(plan, number, dialled)
     if number[0] in plan.toll_free_heads:
         for prefix in plan.toll_free_prefixes:
             if number.startswith(prefix):
