@@ -556,10 +556,10 @@ async def rate_collected_cdrs(
     """
     now = utcnow()
     contexts: dict[str, RatingContext] = {}
-    rated: dict[tuple[str, str], tuple[CallState, CollectedCall, Allowance | None]] = {}
+    fresh: dict[tuple[str, str], tuple[CallState, CollectedCall, Allowance | None]] = {}  # by (tenant, record)
     for event in events:
         cdr = collected_call(event.data)
-        if (cdr.tenant, cdr.record_id) in rated:
+        if (cdr.tenant, cdr.record_id) in fresh:
             continue  # the same record twice in a batch (re-sent under another event id): the first counts
         context = contexts.get(cdr.tenant)
         if context is None:
@@ -569,9 +569,9 @@ async def rate_collected_cdrs(
         if call.status == RATED:
             call.version = 1
             allowance = context.allowances.get(call.line_id or "")
-        rated[(cdr.tenant, cdr.record_id)] = (call, cdr, allowance)
+        fresh[(cdr.tenant, cdr.record_id)] = (call, cdr, allowance)
     extra: dict[tuple[str, str], list[Publication]] = {}
-    with_allowance = [(call, cdr, allowance) for call, cdr, allowance in rated.values() if allowance is not None]
+    with_allowance = [(call, cdr, allowance) for call, cdr, allowance in fresh.values() if allowance is not None]
     if with_allowance:
         known: dict[str, set[str]] = {}
         for tenant in {call.tenant for call, _, _ in with_allowance}:
@@ -584,9 +584,9 @@ async def rate_collected_cdrs(
             extra[(call.tenant, call.record_id)] = await use_allowance(
                 store, call, allowance, local_start(cdr).date(), trace
             )
-    kept = await store.add_calls([call for call, _, _ in rated.values()])
+    kept = await store.add_calls([call for call, _, _ in fresh.values()])
     out: list[Publication] = []
-    for key, (call, _, _) in rated.items():
+    for key, (call, _, _) in fresh.items():
         if key in kept:
             out += publications(call, None, trace)
             out += extra.get(key, ())
