@@ -1,13 +1,13 @@
 """The CloudEvents envelope: what goes on the wire and what is refused."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tarifa_common.events import Event, EventDecodeError, decode, deterministic_id, encode
+from tarifa_common.events import Event, EventDecodeError, decode, deterministic_id, encode, encode_with_sdk
 
 
 def sample_event(**overrides: object) -> Event:
@@ -141,3 +141,20 @@ def test_the_cloudevents_sdk_reads_what_we_write_and_we_read_what_it_writes() ->
         {"a": 1},
         datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"subject": None, "traceparent": None},
+        {"time": datetime(2026, 11, 22, 7, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-3)))},
+        {"tracestate": "vendor=1", "data": {"text": "São Paulo ☎", "nested": {"a": [1, 2]}}},
+    ],
+)
+@pytest.mark.parametrize("key", ["line-42", None])
+def test_encode_writes_what_the_cloudevents_sdk_writes_byte_for_byte(
+    overrides: dict[str, object], key: str | None
+) -> None:
+    event = sample_event(**overrides)
+    assert encode(event, key) == encode_with_sdk(event, key)

@@ -34,6 +34,8 @@ TYPE_PATTERN = re.compile(r"^tarifa(\.[a-z][a-z0-9_]*)+\.v[0-9]+$")
 # Deterministic ids are UUIDv5 in this namespace, so a re-sent record is the same event.
 TARIFA_NAMESPACE = uuid.UUID("3f6d0c2e-8e57-5a43-9b1f-7a1e2c9d4b10")
 _JSON_FORMAT = JSONFormat()
+_SPECVERSION_BYTES = SPECVERSION.encode()
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 
 
 class EventDecodeError(ValueError):
@@ -104,6 +106,35 @@ def dumps(data: Any) -> bytes:
 
 
 def encode(event: Event, key: str | None) -> KafkaRecord:
+    """The Kafka record of `event`: the CloudEvents Kafka binding, binary mode.
+
+    Every outbox row goes through here, so the headers are written directly, in the order
+    and form of the SDK's `to_binary` (a test holds the two byte for byte); building and
+    validating an SDK `CloudEvent` for each took a third of the time.
+    """
+    moment = event.time.isoformat()
+    if moment.endswith("+00:00"):
+        moment = moment[:-6] + "Z"
+    headers = [
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_specversion", _SPECVERSION_BYTES),
+        ("ce_time", moment.encode()),
+        ("content-type", _CONTENT_TYPE_BYTES),
+        ("ce_tenant", event.tenant.encode()),
+    ]
+    if event.subject is not None:
+        headers.append(("ce_subject", event.subject.encode()))
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
+    if event.tracestate:
+        headers.append(("tracestate", event.tracestate.encode()))
+    return KafkaRecord(key=key.encode() if key is not None else None, value=dumps(event.data), headers=headers)
+
+
+def encode_with_sdk(event: Event, key: str | None) -> KafkaRecord:
+    """`encode` through the CloudEvents SDK: the reference `encode` is tested against."""
     attributes: dict[str, Any] = {
         "id": event.id,
         "source": event.source,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import weakref
@@ -27,11 +28,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import exc as sa_exc
-from sqlmodel import col, select
 
 from tarifa_common import telemetry
 from tarifa_common.events import Event, EventDecodeError, KafkaRecord, decode, encode, utcnow
-from tarifa_common.messaging import OutboxEntry, claim_many, outbox_headers
+from tarifa_common.messaging import OutboxEntry, claim_many
 from tarifa_common.topics import (
     ALL,
     DEAD_LETTER_PARTITIONS,
@@ -174,22 +174,46 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        """Publish at most one batch; return how many rows went out."""
-        async with self._units.sessions() as session, session.begin():
-            query = select(OutboxEntry).order_by(col(OutboxEntry.id)).limit(self._batch_size)
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).all())
-            if not rows:
-                return 0
-            await self._publisher.send_many(
-                [(row.topic, KafkaRecord(row.key, row.value, outbox_headers(row))) for row in rows]
-            )
-            await (await session.connection()).execute(
-                sa.delete(OutboxEntry).where(col(OutboxEntry.id).in_([r.id for r in rows]))
-            )
+        """Publish at most one batch; return how many rows went out.
+
+        On PostgreSQL the rows stay locked (FOR UPDATE SKIP LOCKED) until the broker acknowledged
+        them, so that replicas never send the same rows. On SQLite the process has one connection,
+        shared with its consumers and its API: holding it while the broker acknowledges would stall
+        them, so the rows are read, the connection is released during the send, and the rows are
+        deleted after it. A crash in between sends them again: at-least-once, as everywhere.
+        """
+        table = OutboxEntry.__table__  # type: ignore[attr-defined]
+        query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+        query = query.order_by(table.c.id).limit(self._batch_size)
+        async with self._units.sessions() as session:
+            locking = session.bind is not None and session.bind.dialect.name == "postgresql"
+            async with session.begin():
+                if locking:
+                    query = query.with_for_update(skip_locked=True)
+                rows = (await (await session.connection()).execute(query)).all()
+                if not rows:
+                    return 0
+                if locking:
+                    await self._send(rows)
+                    await (await session.connection()).execute(
+                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
+                    )
+            if not locking:
+                await self._send(rows)
+                async with session.begin():
+                    await (await session.connection()).execute(
+                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
+                    )
         self.published += len(rows)
         return len(rows)
+
+    async def _send(self, rows: Sequence[Any]) -> None:
+        await self._publisher.send_many(
+            [
+                (row.topic, KafkaRecord(row.key, row.value, [(n, v.encode()) for n, v in json.loads(row.headers)]))
+                for row in rows
+            ]
+        )
 
     async def drain(self) -> None:
         """Publish until the outbox is empty (raises if the broker is unreachable)."""
@@ -341,6 +365,13 @@ class EventConsumer:
                 if consumer.assignment():
                     self.assigned.set()
                 records = [record for batch in batches.values() for record in batch]
+                # Top the batch up with what the fetcher already holds (never waiting): under a
+                # backlog one transaction and one offset commit then cover a whole batch.
+                while records and len(records) < self._batch_size:
+                    more = await consumer.getmany(timeout_ms=0, max_records=self._batch_size - len(records))
+                    if not more:
+                        break
+                    records += [record for batch in more.values() for record in batch]
                 if records:
                     await self._process(records)
                     self._update_lag(consumer)

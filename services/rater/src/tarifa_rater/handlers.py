@@ -12,16 +12,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tarifa_common import alerts, contracts, topics
 from tarifa_common.events import Event, deterministic_id, utcnow
 from tarifa_common.unit_of_work import UnitOfWork
-from tarifa_rater.domain.allowances import Usage, consume, cycle_of
+from tarifa_rater.domain.allowances import Consumption, Usage, amend, consume, cycle_of
 from tarifa_rater.domain.money import exact
 from tarifa_rater.domain.numbering import NumberingPlan
-from tarifa_rater.domain.rating import CallToRate, DirectoryEntry, Rating, Unratable, rate_call
+from tarifa_rater.domain.pricing import MEMO_LIMIT, Price
+from tarifa_rater.domain.rating import (
+    BAD_NUMBER,
+    NO_TARIFF,
+    UNKNOWN_EXTENSION,
+    CallToRate,
+    DirectoryEntry,
+    Rating,
+    Unratable,
+    rate_call,
+)
 from tarifa_rater.domain.tariffs import PlanBook
 
 SERVICE = "rater"
@@ -41,6 +51,112 @@ class Allowance:
     contract_id: str | None = None
 
 
+DIRECTIONS = frozenset(d.value for d in contracts.Direction)
+DISPOSITIONS = frozenset(d.value for d in contracts.Disposition)
+_REQUIRED_TEXT = ("tenant", "source_id", "source_kind", "record_id", "call_id", "local_start", "time_zone", "raw")
+_OPTIONAL_TEXT = ("caller_e164", "called_e164", "extension", "answered_by")
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedCall:
+    """What the rater reads of a collected CDR (`tarifa.cdr.collected.v1`), decoded once per event."""
+
+    tenant: str
+    source_id: str
+    record_id: str
+    call_id: str
+    started_at: datetime
+    local_start: str
+    time_zone: str
+    billable_seconds: int
+    direction: str
+    answered: bool
+    caller: str = ""
+    caller_e164: str | None = None
+    dialled: str = ""
+    called_e164: str | None = None
+    extension: str | None = None
+    answered_by: str | None = None
+    transferred: bool = False
+
+
+def collected_call(data: dict[str, Any]) -> CollectedCall:
+    """Read a collected CDR's data; a record that is not plainly well formed is validated by its contract.
+
+    The fast path checks the type of every field the rater reads and of the contract's other
+    required fields (what the collector publishes always passes); anything else goes through
+    `contracts.CollectedCdr`, whose error names the field, so bad input is refused exactly as
+    before, without a pydantic round trip for every good record.
+    """
+    try:
+        started = data["started_at"]
+        billable = data["billable_seconds"]
+        duration = data["duration_seconds"]
+        direction = data["direction"]
+        disposition = data["disposition"]
+        caller = data.get("caller", "")
+        dialled = data.get("dialled", "")
+        transferred = data.get("transferred", False)
+        if (
+            type(started) is str
+            and type(billable) is int
+            and type(duration) is int
+            and billable >= 0
+            and duration >= 0
+            and direction in DIRECTIONS
+            and disposition in DISPOSITIONS
+            and type(caller) is str
+            and type(dialled) is str
+            and type(transferred) is bool
+            and type(data.get("legs", [])) is list
+            and all(type(data[name]) is str for name in _REQUIRED_TEXT)
+            and all(type(data.get(name)) in (str, type(None)) for name in _OPTIONAL_TEXT)
+        ):
+            moment = datetime.fromisoformat(started)
+            if moment.tzinfo is not None:
+                return CollectedCall(
+                    tenant=data["tenant"],
+                    source_id=data["source_id"],
+                    record_id=data["record_id"],
+                    call_id=data["call_id"],
+                    started_at=moment,
+                    local_start=data["local_start"],
+                    time_zone=data["time_zone"],
+                    billable_seconds=billable,
+                    direction=direction,
+                    answered=disposition == "answered",
+                    caller=caller,
+                    caller_e164=data.get("caller_e164"),
+                    dialled=dialled,
+                    called_e164=data.get("called_e164"),
+                    extension=data.get("extension"),
+                    answered_by=data.get("answered_by"),
+                    transferred=transferred,
+                )
+    except (KeyError, TypeError, ValueError):
+        pass
+    cdr = contracts.CollectedCdr.model_validate(data)  # raises, naming the field, when the record is bad
+    return CollectedCall(
+        tenant=cdr.tenant,
+        source_id=cdr.source_id,
+        record_id=cdr.record_id,
+        call_id=cdr.call_id,
+        started_at=cdr.started_at,
+        local_start=cdr.local_start,
+        time_zone=cdr.time_zone,
+        billable_seconds=cdr.billable_seconds,
+        direction=cdr.direction.value,
+        answered=cdr.disposition is contracts.Disposition.ANSWERED,
+        caller=cdr.caller,
+        caller_e164=cdr.caller_e164,
+        dialled=cdr.dialled,
+        called_e164=cdr.called_e164,
+        extension=cdr.extension,
+        answered_by=cdr.answered_by,
+        transferred=cdr.transferred,
+    )
+
+
 @dataclass(slots=True)
 class RatingContext:
     """A tenant's tariffs, directory, numbering and holidays, as rating needs them."""
@@ -55,18 +171,13 @@ class RatingContext:
     def numbering_for(self, source_id: str, default: NumberingPlan) -> NumberingPlan:
         return self.numbering.get(source_id) or self.numbering.get("*") or default
 
-    def entry_for(self, cdr: contracts.CollectedCdr) -> DirectoryEntry | None:
+    def entry_for(self, cdr: CollectedCall) -> DirectoryEntry | None:
         """The directory entry a call is charged to: its extension, else an alias of its DID."""
         if cdr.extension and cdr.extension in self.directory:
             return self.directory[cdr.extension]
-        numbers = (
-            (cdr.caller, cdr.caller_e164)
-            if cdr.direction is contracts.Direction.OUTBOUND
-            else (
-                cdr.dialled,
-                cdr.called_e164,
-            )
-        )
+        if not self.aliases:
+            return None
+        numbers = (cdr.caller, cdr.caller_e164) if cdr.direction == "outbound" else (cdr.dialled, cdr.called_e164)
         for number in numbers:
             if number:
                 digits = "".join(ch for ch in number if ch.isdigit())
@@ -148,6 +259,27 @@ class RerateScope:
     line: str | None = None  # a line id or an extension
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Which waiting calls a change can make ratable: those waiting for `reasons`, or of `extensions`.
+
+    A new tariff or assignment retries the calls waiting for a tariff; a new extension, alias
+    or line those waiting for an extension (and every waiting call of that extension, whose
+    plan may now be another); a numbering context those with unreadable numbers or no tariff.
+    """
+
+    reasons: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+
+
+FOR_TARIFF = Waiting(reasons=(NO_TARIFF,))
+FOR_NUMBERING = Waiting(reasons=(BAD_NUMBER, NO_TARIFF))
+
+
+def for_extensions(*extensions: str) -> Waiting:
+    return Waiting(reasons=(UNKNOWN_EXTENSION,), extensions=extensions)
+
+
 @dataclass(slots=True)
 class RerateProgress:
     examined: int = 0
@@ -163,22 +295,26 @@ class RaterStore(Protocol):
 
     async def context(self, tenant: str) -> RatingContext: ...
 
-    async def add_call(self, call: CallState, events: list[Publication]) -> None:
-        """Keep a newly collected call and publish `events` with it; a record already kept is skipped.
+    async def add_calls(self, calls: Sequence[CallState]) -> set[tuple[str, str]]:
+        """Keep newly collected calls (and a rating row for each rated one); return the (tenant, record id) kept.
 
-        (tenant, record_id) is unique: the same CDR re-sent under another event id is kept, and
-        published, once. An implementation may defer the writes to the end of the transaction.
+        (tenant, record_id) is unique: a record already kept, or twice in `calls`, is kept once and
+        left out of the answer, so the caller publishes only what is new.
         """
         ...
 
     async def update_call(self, call: CallState, cause: str) -> None: ...
 
-    async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]: ...
+    async def unrated_calls(
+        self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
+    ) -> Sequence[CallState]:
+        """The tenant's waiting calls after `after_id` in id order; `waiting` narrows them (None: all)."""
+        ...
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]: ...
 
-    async def call_known(self, tenant: str, record_id: str) -> bool:
-        """Whether the call is already kept (or pending in this transaction)."""
+    async def known_calls(self, tenant: str, record_ids: Sequence[str]) -> set[str]:
+        """Which of `record_ids` the tenant's calls already hold."""
         ...
 
     async def usage(self, tenant: str, line_id: str, cycle: tuple[date, date], included_seconds: int) -> Usage:
@@ -192,7 +328,7 @@ class RaterStore(Protocol):
         ...
 
 
-def local_start(cdr: contracts.CollectedCdr) -> datetime:
+def local_start(cdr: CollectedCall) -> datetime:
     """The call's start on the tenant's wall clock (time bands are local)."""
     try:
         return cdr.started_at.astimezone(ZoneInfo(cdr.time_zone)).replace(tzinfo=None)
@@ -200,14 +336,14 @@ def local_start(cdr: contracts.CollectedCdr) -> datetime:
         return datetime.fromisoformat(cdr.local_start).replace(tzinfo=None)
 
 
-def new_call(cdr: contracts.CollectedCdr, raw: str) -> CallState:
+def new_call(cdr: CollectedCall, raw: str) -> CallState:
     return CallState(
         tenant=cdr.tenant,
         record_id=cdr.record_id,
         source_id=cdr.source_id,
         call_id=cdr.call_id,
         started_at=cdr.started_at,
-        direction=cdr.direction.value,
+        direction=cdr.direction,
         dialled=cdr.dialled,
         billable_seconds=cdr.billable_seconds,
         cdr=raw,
@@ -218,17 +354,15 @@ def new_call(cdr: contracts.CollectedCdr, raw: str) -> CallState:
     )
 
 
-def evaluate(
-    cdr: contracts.CollectedCdr, context: RatingContext, default_numbering: NumberingPlan
-) -> Rating | Unratable:
+def evaluate(cdr: CollectedCall, context: RatingContext, default_numbering: NumberingPlan) -> Rating | Unratable:
     """Rate a collected call against a tenant's context (pure apart from the time-zone database)."""
     entry = context.entry_for(cdr)
     call = CallToRate(
         record_id=cdr.record_id,
         started_at=cdr.started_at,
         local_start=local_start(cdr),
-        direction=cdr.direction.value,
-        answered=cdr.disposition is contracts.Disposition.ANSWERED,
+        direction=cdr.direction,
+        answered=cdr.answered,
         billable_seconds=cdr.billable_seconds,
         dialled=cdr.dialled or (cdr.called_e164 and "+" + cdr.called_e164.lstrip("+")) or "",
         extension=cdr.extension,
@@ -244,9 +378,6 @@ def apply_outcome(call: CallState, outcome: Rating | Unratable, now: datetime) -
         return replace(call, status=UNRATED, reason=outcome.reason, detail=outcome.detail)
     entry = outcome.entry
     price = outcome.price
-    breakdown = price.breakdown()
-    if price.cost_amount is not None:
-        breakdown["cost_amount"] = str(price.cost_amount)
     return replace(
         call,
         status=RATED,
@@ -267,77 +398,112 @@ def apply_outcome(call: CallState, outcome: Rating | Unratable, now: datetime) -
         plan=outcome.plan,
         rate=outcome.rate,
         band=price.band.value,
-        breakdown=json.dumps(breakdown, sort_keys=True),
+        breakdown=breakdown_of(price),
         out_of_class=outcome.out_of_class,
         rated_at=now,
     )
 
 
-def rated_event(call: CallState, previous_amount: Decimal | None) -> tuple[Event, str]:
-    """The `cdr.rated` event of a call's current version, and its key (line, else extension, else source)."""
+_BREAKDOWNS: dict[int, tuple[Price, str]] = {}
+
+
+def breakdown_of(price: Price) -> str:
+    """The stored breakdown (JSON) of a price; prices are memoised per plan, so is their breakdown."""
+    known = _BREAKDOWNS.get(id(price))
+    if known is not None and known[0] is price:
+        return known[1]
+    parts = price.breakdown()
+    if price.cost_amount is not None:
+        parts["cost_amount"] = str(price.cost_amount)
+    text = json.dumps(parts, sort_keys=True)
+    if len(_BREAKDOWNS) >= MEMO_LIMIT:
+        _BREAKDOWNS.clear()
+    _BREAKDOWNS[id(price)] = (price, text)  # holding the price keeps its id from being reused
+    return text
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _utc_text(moment: datetime) -> str:
+    """ISO 8601 as pydantic writes it (`Z` for UTC), so the event reads the same whoever wrote it."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def rated_event(call: CallState, previous_amount: Decimal | None, trace: str | None = None) -> tuple[Event, str]:
+    """The `cdr.rated` event of a call's current version, and its key (line, else extension, else source).
+
+    The data is `contracts.RatedCall` in its JSON form, written out field by field: this is the
+    rater's hot path, and a test holds it to the contract's own serialisation.
+    """
     assert call.amount is not None and call.call_class is not None and call.rated_at is not None
     breakdown: dict[str, str] = json.loads(call.breakdown or "{}")
     if previous_amount is not None:
         breakdown["difference"] = str(call.amount - previous_amount)
-    data = contracts.RatedCall(
-        tenant=call.tenant,
-        record_id=call.record_id,
-        version=call.version,
-        source_id=call.source_id,
-        call_id=call.call_id,
-        started_at=call.started_at,
-        direction=contracts.Direction(call.direction),
-        dialled=call.dialled,
-        called_e164=call.called_e164,
-        call_class=call.call_class,
-        destination=call.destination,
-        billable_seconds=call.billable_seconds,
-        charged_seconds=call.charged_seconds,
-        amount=call.amount,
-        cost_amount=call.cost_amount,
-        previous_amount=previous_amount,
-        currency=call.currency,
-        line_id=call.line_id,
-        extension=call.extension,
-        answered_by=call.answered_by,
-        transferred=call.transferred,
-        customer_id=call.customer_id,
-        contract_id=call.contract_id,
-        cost_centre=call.cost_centre,
-        department=call.department,
-        tariff_plan=call.plan,
-        rate=call.rate,
-        band=call.band,
-        breakdown=breakdown,
-        out_of_class=call.out_of_class,
-        rated_at=call.rated_at,
-    )
+    data = {
+        "tenant": call.tenant,
+        "record_id": call.record_id,
+        "version": call.version,
+        "source_id": call.source_id,
+        "call_id": call.call_id,
+        "started_at": _utc_text(call.started_at),
+        "direction": call.direction,
+        "dialled": call.dialled,
+        "called_e164": call.called_e164,
+        "call_class": call.call_class,
+        "destination": call.destination,
+        "billable_seconds": call.billable_seconds,
+        "charged_seconds": call.charged_seconds,
+        "amount": str(call.amount),
+        "cost_amount": _text(call.cost_amount),
+        "previous_amount": _text(previous_amount),
+        "currency": call.currency,
+        "line_id": call.line_id,
+        "extension": call.extension,
+        "answered_by": call.answered_by,
+        "transferred": call.transferred,
+        "customer_id": call.customer_id,
+        "contract_id": call.contract_id,
+        "cost_centre": call.cost_centre,
+        "department": call.department,
+        "tariff_plan": call.plan,
+        "rate": call.rate,
+        "band": call.band,
+        "breakdown": breakdown,
+        "out_of_class": call.out_of_class,
+        "rated_at": _utc_text(call.rated_at),
+    }
     event = Event(
         type=contracts.CDR_RATED,
         source=SOURCE,
         tenant=call.tenant,
         subject=call.record_id,
         id=deterministic_id(call.tenant, "rated", call.record_id, str(call.version)),
-        data=data.model_dump(mode="json"),
+        data=data,
+        time=call.rated_at,
+        traceparent=trace,
     )
     return event, call.line_id or call.extension or call.source_id
 
 
-def unrated_event(call: CallState) -> Event:
-    data = contracts.UnratedCall(
-        tenant=call.tenant,
-        record_id=call.record_id,
-        source_id=call.source_id,
-        reason=call.reason or "unknown",
-        detail=call.detail or "",
-    )
+def unrated_event(call: CallState, trace: str | None = None) -> Event:
+    data = {
+        "tenant": call.tenant,
+        "record_id": call.record_id,
+        "source_id": call.source_id,
+        "reason": call.reason or "unknown",
+        "detail": call.detail or "",
+    }
     return Event(
         type=contracts.CDR_UNRATED,
         source=SOURCE,
         tenant=call.tenant,
         subject=call.record_id,
         id=deterministic_id(call.tenant, "unrated", call.record_id, call.reason or "", call.detail or ""),
-        data=data.model_dump(mode="json"),
+        data=data,
+        traceparent=trace,
     )
 
 
@@ -349,11 +515,11 @@ def publish(uow: UnitOfWork, call: CallState, previous_amount: Decimal | None) -
         uow.emit(event, topic, key)
 
 
-def publications(call: CallState, previous_amount: Decimal | None) -> list[Publication]:
+def publications(call: CallState, previous_amount: Decimal | None, trace: str | None = None) -> list[Publication]:
     """What a call's new state means: its rated version (and an out-of-class alert), or why it waits."""
     if call.status == UNRATED:
-        return [(unrated_event(call), topics.CDR_UNRATED.name, call.source_id)]
-    event, key = rated_event(call, previous_amount)
+        return [(unrated_event(call, trace), topics.CDR_UNRATED.name, call.source_id)]
+    event, key = rated_event(call, previous_amount, trace)
     found: list[Publication] = [(event, topics.CDR_RATED.name, key)]
     if call.out_of_class and call.version == 1:
         who = call.extension or call.line_id or "?"
@@ -374,21 +540,62 @@ def publications(call: CallState, previous_amount: Decimal | None) -> list[Publi
 
 async def rate_collected_cdr(event: Event, uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan) -> None:
     """`tarifa.cdr.collected.v1`: rate the call once (a record seen before is a no-op), store it, publish it."""
-    cdr = contracts.CollectedCdr.model_validate(event.data)
-    context = await store.context(cdr.tenant)
-    call = apply_outcome(new_call(cdr, json.dumps(event.data)), evaluate(cdr, context, numbering), utcnow())
-    extra: list[Publication] = []
-    if call.status == RATED:
-        call.version = 1
-        allowance = context.allowances.get(call.line_id or "")
-        if allowance is not None:
-            if await store.call_known(cdr.tenant, cdr.record_id):
-                return  # counted once: a re-sent record must not use the allowance twice
-            extra = await use_allowance(store, call, allowance, local_start(cdr).date())
-    await store.add_call(call, publications(call, None) + extra)
+    await rate_collected_cdrs([event], uow, store, numbering)
 
 
-async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance, day: date) -> list[Publication]:
+async def rate_collected_cdrs(
+    events: Sequence[Event], uow: UnitOfWork, store: RaterStore, numbering: NumberingPlan, *, trace: str | None = None
+) -> None:
+    """A consumer batch of `tarifa.cdr.collected.v1`: rate each record once, store and publish what is new.
+
+    Each CDR is decoded once; each tenant's context is read once; the new calls are written in
+    one statement whose answer says which records were not kept before, and only those are
+    published. A call on a line with an allowance uses it in batch order, once per record: a
+    record already kept (or earlier in the batch) does not touch the allowance.
+    `trace` is the W3C traceparent the batch's events carry (one per batch, not per event).
+    """
+    now = utcnow()
+    contexts: dict[str, RatingContext] = {}
+    fresh: dict[tuple[str, str], tuple[CallState, CollectedCall, Allowance | None]] = {}  # by (tenant, record)
+    for event in events:
+        cdr = collected_call(event.data)
+        if (cdr.tenant, cdr.record_id) in fresh:
+            continue  # the same record twice in a batch (re-sent under another event id): the first counts
+        context = contexts.get(cdr.tenant)
+        if context is None:
+            context = contexts[cdr.tenant] = await store.context(cdr.tenant)
+        call = apply_outcome(new_call(cdr, json.dumps(event.data)), evaluate(cdr, context, numbering), now)
+        allowance = None
+        if call.status == RATED:
+            call.version = 1
+            allowance = context.allowances.get(call.line_id or "")
+        fresh[(cdr.tenant, cdr.record_id)] = (call, cdr, allowance)
+    extra: dict[tuple[str, str], list[Publication]] = {}
+    with_allowance = [(call, cdr, allowance) for call, cdr, allowance in fresh.values() if allowance is not None]
+    if with_allowance:
+        known: dict[str, set[str]] = {}
+        for tenant in {call.tenant for call, _, _ in with_allowance}:
+            ids = [call.record_id for call, _, _ in with_allowance if call.tenant == tenant]
+            known[tenant] = await store.known_calls(tenant, ids)
+        for call, cdr, allowance in with_allowance:
+            assert allowance is not None
+            if call.record_id in known[call.tenant]:
+                continue  # counted once: a re-sent record must not use the allowance twice
+            extra[(call.tenant, call.record_id)] = await use_allowance(
+                store, call, allowance, local_start(cdr).date(), trace
+            )
+    kept = await store.add_calls([call for call, _, _ in fresh.values()])
+    out: list[Publication] = []
+    for key, (call, _, _) in fresh.items():
+        if key in kept:
+            out += publications(call, None, trace)
+            out += extra.get(key, ())
+    await uow.emit_many(out)
+
+
+async def use_allowance(
+    store: RaterStore, call: CallState, allowance: Allowance, day: date, trace: str | None = None
+) -> list[Publication]:
     """Let the line's allowance cover the call (changing its amount); return the usage events it causes."""
     assert call.amount is not None
     cycle = cycle_of(day, allowance.due_day)
@@ -400,6 +607,40 @@ async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance
         breakdown = json.loads(call.breakdown or "{}")
         breakdown.update(allowance_seconds=str(used.covered_seconds), price_before_allowance=str(before))
         call.breakdown = json.dumps(breakdown, sort_keys=True)
+    return usage_events(call, allowance, cycle, usage, used, trace)
+
+
+async def amend_allowance(
+    store: RaterStore,
+    previous: CallState,
+    updated: CallState,
+    allowance: Allowance,
+    day: date,
+    trace: str | None = None,
+    *,
+    leaving: bool = False,
+) -> list[Publication]:
+    """Count a re-rated call's difference in its line's cycle (`leaving`: the call left the line)."""
+    assert previous.amount is not None and updated.amount is not None
+    cycle = cycle_of(day, allowance.due_day)
+    usage = await store.usage(previous.tenant, allowance.line_id, cycle, allowance.included_seconds)
+    if leaving:
+        seconds, amount = -previous.charged_seconds, -previous.amount
+    else:
+        seconds, amount = updated.charged_seconds - previous.charged_seconds, updated.amount - previous.amount
+    used = amend(usage, seconds, amount, allowance.credit_limit)
+    return usage_events(updated, allowance, cycle, usage, used, trace)
+
+
+def usage_events(
+    call: CallState,
+    allowance: Allowance,
+    cycle: tuple[date, date],
+    usage: Usage,
+    used: Consumption,
+    trace: str | None,
+) -> list[Publication]:
+    """The `line.usage` events a change of the cycle's usage causes: thresholds reached, credit exceeded."""
     events: list[Publication] = []
     for level in used.thresholds:
         reached = contracts.UsageThresholdReached(
@@ -419,6 +660,7 @@ async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance
             subject=allowance.line_id,
             id=deterministic_id(call.tenant, "usage", allowance.line_id, cycle[0].isoformat(), str(level)),
             data=reached.model_dump(mode="json"),
+            traceparent=trace,
         )
         events.append((event, topics.LINE_USAGE.name, allowance.line_id))
     if used.credit_exceeded and allowance.credit_limit is not None:
@@ -438,6 +680,7 @@ async def use_allowance(store: RaterStore, call: CallState, allowance: Allowance
             subject=allowance.line_id,
             id=deterministic_id(call.tenant, "credit", allowance.line_id, cycle[0].isoformat()),
             data=exceeded.model_dump(mode="json"),
+            traceparent=trace,
         )
         events.append((event, topics.LINE_USAGE.name, allowance.line_id))
     return events
@@ -473,23 +716,29 @@ async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, nu
     numbers = [n for n in [line.number, *line.dids] if n]
     # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
     await store.save_line(change.tenant, entry, numbers, prune=change.kind is contracts.LineEventKind.DID_REMOVED)
-    await retry_unrated(uow, store, change.tenant, numbering)
+    await retry_unrated(uow, store, change.tenant, numbering, for_extensions(entry.extension))
 
 
 async def retry_unrated(
-    uow: UnitOfWork, store: RaterStore, tenant: str, numbering: NumberingPlan, *, limit: int = 5000
+    uow: UnitOfWork,
+    store: RaterStore,
+    tenant: str,
+    numbering: NumberingPlan,
+    waiting: Waiting | None = None,
+    *,
+    limit: int = 5000,
 ) -> int:
-    """Rate the tenant's waiting calls that can now be rated; return how many were."""
+    """Rate the tenant's waiting calls that can now be rated (those `waiting` names; None: all); return how many."""
     context = await store.context(tenant)
     rated = 0
     after = 0
     now = utcnow()
     while True:
-        batch = await store.unrated_calls(tenant, after, limit)
+        batch = await store.unrated_calls(tenant, after, limit, waiting)
         for call in batch:
             assert call.id is not None
             after = call.id
-            cdr = contracts.CollectedCdr.model_validate_json(call.cdr)
+            cdr = collected_call(json.loads(call.cdr))
             updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
             if updated.status == RATED:
                 updated.version = 1
@@ -517,9 +766,11 @@ async def rerate_chunk(
         assert call.id is not None
         progress.last_id = call.id
         progress.examined += 1
-        cdr = contracts.CollectedCdr.model_validate_json(call.cdr)
+        cdr = collected_call(json.loads(call.cdr))
         updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
-        keep_allowance(call, updated)
+        same_line = updated.line_id == call.line_id
+        if same_line:
+            keep_allowance(call, updated)
         if updated.rating_signature() == call.rating_signature():
             if updated.status == UNRATED:
                 progress.still_unrated += 1
@@ -532,8 +783,16 @@ async def rerate_chunk(
         updated.version = call.version + 1
         extra: list[Publication] = []
         allowance = context.allowances.get(updated.line_id or "")
-        if previous is None and allowance is not None:  # rated for the first time: it uses the allowance
-            extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
+        day = local_start(cdr).date()
+        if previous is not None:
+            # The cycle counts the new version instead of the old one: the difference, never the call twice.
+            old_allowance = context.allowances.get(call.line_id or "")
+            if old_allowance is not None:
+                extra += await amend_allowance(store, call, updated, old_allowance, day, leaving=not same_line)
+            if allowance is not None and not same_line:  # the call came to a line with an allowance
+                extra += await use_allowance(store, updated, allowance, day)
+        elif allowance is not None:  # rated for the first time: it uses the allowance
+            extra = await use_allowance(store, updated, allowance, day)
         await store.update_call(updated, "rerate" if previous is not None else "retried")
         publish(uow, updated, previous)
         for event, topic, key in extra:

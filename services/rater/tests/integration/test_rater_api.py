@@ -209,3 +209,52 @@ async def test_a_line_allowance_is_set_and_its_usage_reported_for_the_cycle(
     }
     missing = await api.client.get("/v1/allowances/line-9/usage", headers=api.headers("viewer"))
     assert missing.status_code == 404
+
+
+async def test_a_new_tariff_retries_the_calls_waiting_for_a_tariff_and_a_new_extension_only_its_own(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    extension = await api.client.put("/v1/extensions/2001", json={"line_id": "line-1"}, headers=api.headers())
+    assert extension.status_code == 200, extension.text
+    await api.rate(make_cdr(api.tenant, "r1", extension="2001"))  # no tariff yet
+    await api.rate(make_cdr(api.tenant, "r2", extension="2002", caller="2002"))  # unknown extension
+    await api.rate(make_cdr(api.tenant, "r3", extension="2003", caller="2003"))  # unknown extension
+    answer = await api.client.put(
+        "/v1/tariffs/standard/versions/2026-11-01T00:00:00-03:00",
+        content=price_list,
+        headers={**api.headers(), "Content-Type": "text/csv"},
+    )
+    assert answer.json()["retried"] == 0  # nothing is assigned yet: r1 still waits for a tariff
+    assigned = await api.client.put(
+        "/v1/tariff-assignments/tenant/*", json={"plan_code": "standard"}, headers=api.headers()
+    )
+    assert assigned.json()["retried"] == 1  # r1; r2 and r3 wait for their extensions, not for a tariff
+    await api.client.put("/v1/extensions/2002", json={"line_id": "line-2"}, headers=api.headers())
+    waiting = (await api.client.get("/v1/unrated-calls", headers=api.headers("viewer"))).json()
+    assert [(w["record_id"], w["reason"]) for w in waiting] == [("r3", "unknown_extension")]
+
+
+async def test_extensions_aliases_plan_versions_assignments_and_holidays_can_be_removed(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    await load_tariff(api, price_list)
+    await api.client.put("/v1/extensions/2001", json={"line_id": "line-1"}, headers=api.headers())
+    await api.client.put("/v1/aliases/1133335555", json={"extension": "2001"}, headers=api.headers())
+    await api.client.put("/v1/holidays/2026-11-20", json={"name": "Consciência Negra"}, headers=api.headers())
+    version = "/v1/tariffs/standard/versions/2026-11-01T00:00:00-03:00"
+    for path in (
+        "/v1/aliases/1133335555",
+        "/v1/extensions/2001",
+        "/v1/holidays/2026-11-20",
+        "/v1/tariff-assignments/tenant/*",
+        version,
+    ):
+        assert (await api.client.delete(path, headers=api.headers("viewer"))).status_code == 403
+        assert (await api.client.delete(path, headers=api.headers())).status_code == 204, path
+        missing = await api.client.delete(path, headers=api.headers())
+        assert missing.status_code == 404 and missing.json()["detail"], path
+    assert (await api.client.get("/v1/extensions", headers=api.headers("viewer"))).json() == []
+    assert (await api.client.get("/v1/tariffs", headers=api.headers("viewer"))).json() == []
+    await api.rate(make_cdr(api.tenant, "r1", extension="2001"))
+    [waiting] = (await api.client.get("/v1/unrated-calls", headers=api.headers("viewer"))).json()
+    assert waiting["reason"] == "unknown_extension"

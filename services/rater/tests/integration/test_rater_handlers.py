@@ -1,8 +1,10 @@
 """The rater's handlers on a real database (SQLite and PostgreSQL): rate once, wait unrated, re-rate by version."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+from pydantic import ValidationError
 from sqlmodel import func, select
 
 from tarifa_common import alerts, contracts
@@ -10,7 +12,7 @@ from tarifa_common.events import Event
 from tarifa_common.testing import unique
 from tarifa_rater import handlers
 from tarifa_rater.adapters import store as sql
-from tarifa_rater.adapters.tables import AllowanceRow, CallRow, RatingRow
+from tarifa_rater.adapters.tables import AllowanceRow, CallRow, LineUsageRow, RatingRow
 from tarifa_rater.bootstrap import Rater
 from tarifa_rater.domain.numbering import CallClass
 from tarifa_rater.domain.rating import DirectoryEntry
@@ -256,3 +258,94 @@ async def test_a_rerate_limited_to_a_line_or_a_source_touches_only_its_calls(
     assert await rerate(handlers.RerateScope(tenant, NOV, december, source_id="pbx-branch")) == ["c"]
     assert await rerate(handlers.RerateScope(tenant, NOV, december, line="2001")) == ["a"]
     assert await rerate(handlers.RerateScope(tenant, NOV, december)) == []
+
+
+async def test_a_rated_event_is_written_exactly_as_the_contract_serialises_it(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("acme")
+    await setup_tenant(offline_rater, tenant, price_list)
+    [event] = await rate(offline_rater, make_cdr(tenant, "r1", billable_seconds=61, answered_by="2002"))
+    assert event.data == contracts.RatedCall.model_validate(event.data).model_dump(mode="json")
+    assert set(event.data) == set(contracts.RatedCall.model_fields)
+    [waiting] = await rate(offline_rater, make_cdr(tenant, "r2", extension="9999", caller="9999"))
+    assert waiting.data == contracts.UnratedCall.model_validate(waiting.data).model_dump(mode="json")
+
+
+async def test_a_batch_holding_a_record_twice_keeps_it_publishes_it_and_uses_the_allowance_once(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("isp")
+    await setup_tenant(offline_rater, tenant, price_list)
+    async with offline_rater.runtime.units() as uow:
+        await sql.save_allowance(uow.session, tenant, handlers.Allowance("line-1", 60, due_day=10))
+    batch = [
+        make_cdr(tenant, "r1", billable_seconds=31),
+        make_cdr(tenant, "r1", billable_seconds=31, event_id="resent"),
+        make_cdr(tenant, "r2", billable_seconds=31),
+    ]
+    async with offline_rater.runtime.units() as uow:
+        await handlers.rate_collected_cdrs(batch, uow, offline_rater.store(uow), offline_rater.numbering)
+    rated = [contracts.RatedCall.model_validate(e.data) for e in uow.emitted if e.type == contracts.CDR_RATED]
+    # 60 s included: r1's 36 s are covered, r2 has 24 of its 36 s covered and pays 12 s of 0.122.
+    assert [(r.record_id, r.amount) for r in rated] == [("r1", Decimal(0)), ("r2", Decimal("0.040666666667"))]
+    async with offline_rater.runtime.units() as uow:
+        await handlers.rate_collected_cdrs(batch[:1], uow, offline_rater.store(uow), offline_rater.numbering)
+    assert uow.emitted == []
+    async with offline_rater.runtime.units() as uow:
+        row = await uow.session.get(LineUsageRow, (tenant, "line-1", date(2026, 11, 10)))
+    assert row is not None and row.used_seconds == 72
+    assert [row.record_id for row in await calls(offline_rater, tenant)] == ["r1", "r2"]
+
+
+async def test_a_malformed_collected_cdr_is_refused_naming_the_field(offline_rater: Rater, make_cdr) -> None:
+    event = make_cdr(unique("acme"), "r1")
+    bad = Event(type=event.type, source=event.source, tenant=event.tenant, data={**event.data, "billable_seconds": -4})
+    async with offline_rater.runtime.units() as uow:
+        with pytest.raises(ValidationError, match="billable_seconds"):
+            await handlers.rate_collected_cdrs([bad], uow, offline_rater.store(uow), offline_rater.numbering)
+
+
+async def test_a_rerate_counts_the_new_version_in_the_allowance_not_the_call_twice(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    tenant = unique("isp")
+    await setup_tenant(offline_rater, tenant, price_list)
+    async with offline_rater.runtime.units() as uow:
+        allowance = handlers.Allowance("line-1", 60, due_day=10, credit_limit=Decimal("0.05"))
+        await sql.save_allowance(uow.session, tenant, allowance)
+    [first] = await rate(offline_rater, make_cdr(tenant, "r1", billable_seconds=31))  # 36 s, all covered
+    assert contracts.RatedCall.model_validate(first.data).amount == Decimal(0)
+
+    async def usage() -> tuple[int, Decimal]:
+        async with offline_rater.runtime.units() as uow:
+            row = await uow.session.get(LineUsageRow, (tenant, "line-1", date(2026, 11, 10)))
+        assert row is not None
+        return row.used_seconds, row.spent
+
+    assert await usage() == (36, Decimal(0))
+    minute_steps = "destination,call_class,price_per_minute,connect_fee,first_increment,next_increment\n"
+    async with offline_rater.runtime.units() as uow:  # now charged by the minute: 60 s instead of 36 s
+        await sql.save_plan_version(
+            uow.session, tenant, "standard", NOV, parse_rates_csv(minute_steps + "Local,local,0.12,0.05,60,60\n")
+        )
+    scope = handlers.RerateScope(tenant, NOV, datetime(2026, 12, 1, tzinfo=UTC))
+
+    async def rerate() -> list[Event]:
+        async with offline_rater.runtime.units() as uow:
+            await handlers.rerate_chunk(uow, offline_rater.store(uow), scope, offline_rater.numbering, 0, 100)
+        return list(uow.emitted)
+
+    by_type: dict[str, list[Event]] = {}
+    for event in await rerate():
+        by_type.setdefault(event.type, []).append(event)
+    [rerated] = [contracts.RatedCall.model_validate(e.data) for e in by_type[contracts.CDR_RATED]]
+    # 36 of the 60 s stay covered; 24 s pay their share of 0.05 + 0.12: 0.068.
+    assert (rerated.version, rerated.charged_seconds, rerated.amount) == (2, 60, Decimal("0.068"))
+    assert await usage() == (60, Decimal("0.068"))  # 36 + (60 - 36): the difference, not 36 + 60
+    levels = [contracts.UsageThresholdReached.model_validate(e.data) for e in by_type[contracts.LINE_USAGE_THRESHOLD]]
+    assert [(u.threshold_percent, u.used_seconds) for u in levels] == [(80, 60), (100, 60)]
+    [credit] = [contracts.CreditLimitExceeded.model_validate(e.data) for e in by_type[contracts.LINE_CREDIT_EXCEEDED]]
+    assert credit.spent == Decimal("0.068")
+    assert await rerate() == []
+    assert await usage() == (60, Decimal("0.068"))

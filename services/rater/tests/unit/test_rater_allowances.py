@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from tarifa_common.errors import InvalidInput
-from tarifa_rater.domain.allowances import Usage, consume, cycle_of
+from tarifa_rater.domain.allowances import Usage, amend, consume, cycle_of
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,13 @@ def test_the_credit_limit_is_announced_once_when_spending_passes_it() -> None:
     assert consume(usage, 60, Decimal("0.60"), Decimal("1.00")).credit_exceeded
     assert not consume(usage, 60, Decimal("0.60"), Decimal("1.00")).credit_exceeded
     assert usage.spent == Decimal("1.80")
+
+
+def test_a_rerated_call_changes_the_cycle_by_its_difference_only() -> None:
+    usage = Usage(included_seconds=100)
+    consume(usage, 60, Decimal("0.30"), Decimal("0.50"))  # covered: 60 s used, nothing spent
+    dearer = amend(usage, 0, Decimal("0.10"), Decimal("0.50"))
+    longer = amend(usage, 24, Decimal("0.60"), Decimal("0.50"))  # 84 s and 0.70 counted now
+    assert (usage.used_seconds, usage.spent) == (84, Decimal("0.70"))
+    assert (dearer.thresholds, dearer.credit_exceeded) == ((), False)
+    assert (longer.thresholds, longer.credit_exceeded) == ((80,), True)

@@ -79,3 +79,13 @@ def test_the_longest_prefix_wins() -> None:
     assert table.match("552133334444") == ("55", "Brazil")
     assert table.match("442071234567") is None
     assert len(table) == 4
+
+
+def test_a_one_digit_prefix_still_matches_under_a_head_of_longer_prefixes() -> None:
+    table = PrefixTable([("1", "NANP"), ("1212", "New York"), ("12", "not a real head"), ("7", "Russia")])
+    assert table.lookup("12125551234") == "New York"
+    assert table.lookup("12025551234") == "not a real head"
+    assert table.lookup("13055551234") == "NANP"
+    assert table.lookup("74951234567") == "Russia"
+    assert table.lookup("4") is None
+    assert table.match("1") == ("1", "NANP")

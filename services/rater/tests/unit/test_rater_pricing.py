@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tarifa_rater.domain.money import round_money
-from tarifa_rater.domain.pricing import Band, Rate, TimeBands, charged_seconds, price_call
+from tarifa_rater.domain.pricing import Band, Price, Rate, TimeBands, charged_seconds, price_call
 
 LOCAL = Rate("local", Decimal("0.12"), reduced_price_per_minute=Decimal("0.06"), connect_fee=Decimal("0.05"))
 
@@ -132,3 +132,18 @@ def test_charged_seconds_are_the_minimum_plus_whole_increments(rate: Rate, secon
         assert charged >= rate.first_increment
         assert (charged - rate.first_increment) % rate.next_increment == 0
         assert charged - seconds < max(rate.first_increment, rate.next_increment)
+
+
+def test_the_tenant_s_holidays_given_with_the_call_make_the_day_reduced() -> None:
+    monday_noon = datetime(2026, 11, 23, 12, 0)
+    assert TimeBands().band_at(monday_noon) is Band.NORMAL
+    assert TimeBands().band_at(monday_noon, frozenset({date(2026, 11, 23)})) is Band.REDUCED
+
+
+@given(seconds=st.integers(min_value=0, max_value=7200), answered=st.booleans())
+def test_the_price_memo_returns_exactly_what_pricing_computes(seconds: int, answered: bool) -> None:
+    memo: dict[tuple[int, int], Price] = {}
+    for band in (Band.NORMAL, Band.REDUCED):
+        first = price_call(seconds, answered, band, LOCAL, memo)
+        assert first == price_call(seconds, answered, band, LOCAL)
+        assert price_call(seconds, answered, band, LOCAL, memo) is first

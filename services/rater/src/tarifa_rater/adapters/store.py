@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.events import Event, utcnow
-from tarifa_common.messaging import OutboxEntry, outbox_rows
+from tarifa_common.events import utcnow
 from tarifa_rater.adapters.tables import (
     AliasRow,
     AllowanceRow,
@@ -43,9 +42,15 @@ from tarifa_rater.domain.numbering import CallClass, NumberingPlan
 from tarifa_rater.domain.pricing import Rate, TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry
 from tarifa_rater.domain.tariffs import PlanBook, RateEntry, TariffPlan
-from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, Publication, RatingContext, RerateScope
+from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, RatingContext, RerateScope, Waiting
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
+NEW_CALL_FIELDS = tuple(name for name in CALL_FIELDS if name != "id")
+CHUNK = 1000  # rows per statement: well under SQLite's and asyncpg's bound-parameter limits
+
+
+def call_row(call: CallState) -> dict[str, Any]:
+    return {name: getattr(call, name) for name in NEW_CALL_FIELDS}
 
 
 class ContextCache:
@@ -134,10 +139,9 @@ async def load_plans(session: AsyncSession, tenant: str) -> list[tuple[TariffPla
 class SqlRaterStore:
     """`RaterStore` on the unit of work's session."""
 
-    def __init__(self, session: AsyncSession, cache: ContextCache, emitted: list[Event] | None = None) -> None:
+    def __init__(self, session: AsyncSession, cache: ContextCache) -> None:
         self.session = session
         self.cache = cache
-        self.emitted = emitted if emitted is not None else []  # the unit of work's: wakes the outbox relay
 
     async def context(self, tenant: str) -> RatingContext:
         tokens: dict[str, str] = self.session.info.setdefault("rater_tokens", {})
@@ -182,11 +186,14 @@ class SqlRaterStore:
         }
         return RatingContext(book, directory, aliases, numbering, holidays, allowances)
 
-    async def call_known(self, tenant: str, record_id: str) -> bool:
-        if (tenant, record_id) in self.session.info.get("rater_pending", {}):
-            return True
-        query = select(CallRow.id).where(CallRow.tenant == tenant, CallRow.record_id == record_id)
-        return (await self.session.exec(query)).first() is not None
+    async def known_calls(self, tenant: str, record_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(record_ids), CHUNK):
+            query = select(CallRow.record_id).where(
+                CallRow.tenant == tenant, col(CallRow.record_id).in_(record_ids[start : start + CHUNK])
+            )
+            found.update((await self.session.exec(query)).all())
+        return found
 
     async def usage(self, tenant: str, line_id: str, cycle: tuple[date, date], included_seconds: int) -> Usage:
         usages: dict[tuple[str, str, date], tuple[Usage, date]] = self.session.info.setdefault("rater_usage", {})
@@ -204,18 +211,39 @@ class SqlRaterStore:
                 announced={int(level) for level in row.announced.split(",") if level},
                 credit_announced=row.credit_announced,
             )
+        if not usages:  # the first usage of this transaction: write them all back just before it commits
+            event.listen(self.session.sync_session, "before_commit", _write_usage, once=True)
         usages[key] = (usage, cycle[1])
-        if "rater_pending" not in self.session.info:
-            pending_calls(self.session, self.emitted)  # registers the commit hook that writes usage back
         return usage
 
     async def save_allowance(self, tenant: str, allowance: Allowance) -> None:
         await save_allowance(self.session, tenant, allowance)
 
-    async def add_call(self, call: CallState, events: list[Publication]) -> None:
-        """Buffer the call; the whole transaction's new calls are written in one statement before commit."""
-        pending = pending_calls(self.session, self.emitted)
-        pending.setdefault((call.tenant, call.record_id), (call, events))
+    async def add_calls(self, calls: Sequence[CallState]) -> set[tuple[str, str]]:
+        """One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk, and the rating rows of what it kept.
+
+        The unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile;
+        executemany form, so SQLAlchemy compiles the statement once and batches the rows.
+        """
+        connection = await self.session.connection()
+        statement = (
+            _insert(self.session)(CallRow)
+            .on_conflict_do_nothing(index_elements=["tenant", "record_id"])
+            .returning(col(CallRow.tenant), col(CallRow.record_id))
+        )
+        kept: set[tuple[str, str]] = set()
+        for start in range(0, len(calls), CHUNK):
+            rows = [call_row(call) for call in calls[start : start + CHUNK]]
+            result = await connection.execute(statement, rows)
+            kept.update((tenant, record_id) for tenant, record_id in result.all())
+        ratings = [
+            rating_row(call, None, "rated")
+            for call in calls
+            if call.status == RATED and (call.tenant, call.record_id) in kept
+        ]
+        for start in range(0, len(ratings), CHUNK):
+            await connection.execute(sa.insert(RatingRow), ratings[start : start + CHUNK])
+        return kept
 
     async def update_call(self, call: CallState, cause: str) -> None:
         values = {name: getattr(call, name) for name in CALL_FIELDS if name not in ("id", "cdr", "tenant", "record_id")}
@@ -234,13 +262,20 @@ class SqlRaterStore:
     async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
         await _execute(self.session, sa.insert(RatingRow).values(rating_row(call, previous, cause)))
 
-    async def unrated_calls(self, tenant: str, after_id: int, limit: int) -> Sequence[CallState]:
-        query = (
-            select(CallRow)
-            .where(CallRow.tenant == tenant, CallRow.status == UNRATED, col(CallRow.id) > after_id)
-            .order_by(col(CallRow.id))
-            .limit(limit)
-        )
+    async def unrated_calls(
+        self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
+    ) -> Sequence[CallState]:
+        query = select(CallRow).where(CallRow.tenant == tenant, CallRow.status == UNRATED, col(CallRow.id) > after_id)
+        if waiting is not None:
+            wanted = []
+            if waiting.reasons:
+                wanted.append(col(CallRow.reason).in_(waiting.reasons))
+            if waiting.extensions:
+                wanted.append(col(CallRow.extension).in_(waiting.extensions))
+            if not wanted:
+                return []
+            query = query.where(sa.or_(*wanted))
+        query = query.order_by(col(CallRow.id)).limit(limit)
         return [state_of(row) for row in (await self.session.exec(query)).all()]
 
     async def calls_in_scope(self, scope: RerateScope, after_id: int, limit: int) -> Sequence[CallState]:
@@ -271,57 +306,6 @@ class SqlRaterStore:
                 )
             )
             await touch(self.session, tenant)
-
-
-PendingCalls = dict[tuple[str, str], tuple[CallState, list[Publication]]]
-
-
-def pending_calls(session: AsyncSession, emitted: list[Event]) -> PendingCalls:
-    """The new calls of this transaction, written by `_write_pending` just before it commits."""
-    pending: PendingCalls | None = session.info.get("rater_pending")
-    if pending is None:
-        pending = session.info["rater_pending"] = {}
-        session.info["rater_emitted"] = emitted
-        event.listen(session.sync_session, "before_commit", _write_pending)
-    return pending
-
-
-def _write_pending(session: Session) -> None:
-    """Insert the transaction's new calls at once; only those not already kept get ratings and events.
-
-    One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING instead of a query and an insert per
-    call: the unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
-    """
-    pending: PendingCalls = session.info.pop("rater_pending", {})
-    _write_usage(session)
-    if not pending:
-        return
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = [{name: getattr(call, name) for name in CALL_FIELDS if name != "id"} for call, _ in pending.values()]
-    connection = session.connection()
-    inserted: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), 1000):
-        statement = (
-            insert(CallRow)
-            .on_conflict_do_nothing(index_elements=["tenant", "record_id"])
-            .returning(col(CallRow.tenant), col(CallRow.record_id))
-        )
-        result = connection.execute(statement, rows[start : start + 1000])
-        inserted.update((tenant, record_id) for tenant, record_id in result.all())
-    ratings = []
-    events: list[Publication] = []
-    for key, (call, publications) in pending.items():
-        if key not in inserted:
-            continue
-        if call.status == RATED:
-            ratings.append(rating_row(call, None, "rated"))
-        events += publications
-    if ratings:
-        connection.execute(sa.insert(RatingRow), ratings)
-    if events:
-        connection.execute(sa.insert(OutboxEntry), outbox_rows(events))
-        session.info["rater_emitted"].extend(e for e, _, _ in events)
 
 
 def _write_usage(session: Session) -> None:
@@ -527,3 +511,63 @@ async def save_numbering(session: AsyncSession, tenant: str, source_id: str, pla
     )
     await _execute(session, statement)
     await touch(session, tenant)
+
+
+async def _delete(session: AsyncSession, tenant: str, statement: Any) -> bool:
+    """Run a DELETE; when it removed something, mark the tenant's context as changed."""
+    removed = (await _execute(session, statement)).rowcount > 0
+    if removed:
+        await touch(session, tenant)
+    return bool(removed)
+
+
+async def delete_extension(session: AsyncSession, tenant: str, extension: str) -> bool:
+    """Remove a directory entry and the aliases that point to it; calls already rated keep their rating."""
+    await _execute(
+        session, sa.delete(AliasRow).where(col(AliasRow.tenant) == tenant, col(AliasRow.extension) == extension)
+    )
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(ExtensionRow).where(col(ExtensionRow.tenant) == tenant, col(ExtensionRow.extension) == extension),
+    )
+
+
+async def delete_alias(session: AsyncSession, tenant: str, number: str) -> bool:
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return await _delete(
+        session, tenant, sa.delete(AliasRow).where(col(AliasRow.tenant) == tenant, col(AliasRow.number) == digits)
+    )
+
+
+async def delete_plan_version(session: AsyncSession, tenant: str, code: str, valid_from: datetime) -> bool:
+    """Remove one version of a plan and its rates; calls it priced keep their rating until re-rated."""
+    plan_id = (
+        await session.exec(
+            select(TariffPlanRow.id).where(
+                TariffPlanRow.tenant == tenant, TariffPlanRow.code == code, TariffPlanRow.valid_from == valid_from
+            )
+        )
+    ).one_or_none()
+    if plan_id is None:
+        return False
+    await _execute(session, sa.delete(RateRow).where(col(RateRow.plan_id) == plan_id))
+    return await _delete(session, tenant, sa.delete(TariffPlanRow).where(col(TariffPlanRow.id) == plan_id))
+
+
+async def delete_assignment(session: AsyncSession, tenant: str, scope: str, scope_id: str) -> bool:
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(PlanAssignmentRow).where(
+            col(PlanAssignmentRow.tenant) == tenant,
+            col(PlanAssignmentRow.scope) == scope,
+            col(PlanAssignmentRow.scope_id) == scope_id,
+        ),
+    )
+
+
+async def delete_holiday(session: AsyncSession, tenant: str, day: date) -> bool:
+    return await _delete(
+        session, tenant, sa.delete(HolidayRow).where(col(HolidayRow.tenant) == tenant, col(HolidayRow.day) == day)
+    )

@@ -58,6 +58,24 @@ def consume(usage: Usage, charged_seconds: int, amount: Decimal, credit_limit: D
         amount = exact(amount * (charged_seconds - covered) / charged_seconds)
     usage.used_seconds += charged_seconds
     usage.spent += amount
+    crossed, exceeded = _announce(usage, credit_limit)
+    return Consumption(covered, amount, crossed, exceeded)
+
+
+def amend(usage: Usage, seconds: int, amount: Decimal, credit_limit: Decimal | None) -> Consumption:
+    """Apply a re-rated call's difference (`seconds` and `amount`, new version minus old) to `usage`.
+
+    A re-rate replaces a call's version: the cycle counts the difference, never the call twice.
+    The seconds the allowance covered stay with the call, so nothing else changes price; a
+    threshold or the credit limit the difference crosses is announced (once per cycle, as ever).
+    """
+    usage.used_seconds = max(usage.used_seconds + seconds, 0)
+    usage.spent += amount
+    crossed, exceeded = _announce(usage, credit_limit)
+    return Consumption(0, amount, crossed, exceeded)
+
+
+def _announce(usage: Usage, credit_limit: Decimal | None) -> tuple[tuple[int, ...], bool]:
     crossed: list[int] = []
     if usage.included_seconds > 0:
         for level in THRESHOLDS:
@@ -67,4 +85,4 @@ def consume(usage: Usage, charged_seconds: int, amount: Decimal, credit_limit: D
     exceeded = False
     if credit_limit is not None and not usage.credit_announced and usage.spent > credit_limit:
         usage.credit_announced = exceeded = True
-    return Consumption(covered, amount, tuple(crossed), exceeded)
+    return tuple(crossed), exceeded

@@ -17,8 +17,9 @@ which is the whole of this job.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from tarifa_common.errors import InvalidInput
 
@@ -53,17 +54,30 @@ class NumberingPlan:
     service_first_digits: str = "1"
     service_lengths: tuple[int, ...] = (3, 4, 5)
     extension_max_length: int = 5
+    # Derived once from the fields above (classification runs for every call).
+    subscriber_lengths: frozenset[int] = field(init=False, repr=False, compare=False)
+    national_lengths: frozenset[int] = field(init=False, repr=False, compare=False)
+    area_subscriber_lengths: frozenset[int] = field(init=False, repr=False, compare=False)
+    toll_free_heads: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.country_code.isdigit():
             raise InvalidInput("country_code", f"must be digits, got {self.country_code!r}")
         if len(self.home_area_code) != self.area_code_length or not self.home_area_code.isdigit():
             raise InvalidInput("home_area_code", f"must be {self.area_code_length} digits, got {self.home_area_code!r}")
+        subscriber = frozenset(self.fixed_lengths + self.mobile_lengths)
+        object.__setattr__(self, "subscriber_lengths", subscriber)
+        object.__setattr__(self, "area_subscriber_lengths", frozenset(self.area_code_length + n for n in subscriber))
+        object.__setattr__(self, "national_lengths", self.area_subscriber_lengths)
+        object.__setattr__(self, "toll_free_heads", frozenset(prefix[:1] for prefix in self.toll_free_prefixes))
 
 
-@dataclass(frozen=True, slots=True)
-class Classified:
-    """A dialled number understood: its E.164 form (digits, no '+') when it has one, and its class."""
+class Classified(NamedTuple):
+    """A dialled number understood: its E.164 form (digits, no '+') when it has one, and its class.
+
+    A named tuple rather than a dataclass: one is made for every call, and a tuple is the
+    cheapest immutable value Python builds.
+    """
 
     call_class: CallClass
     e164: str | None
@@ -104,15 +118,19 @@ def classify(dialled: str, plan: NumberingPlan, *, internal: bool = False) -> Cl
     """Normalise `dialled` (as the PBX recorded it) and classify the call; raises InvalidInput if unreadable."""
     if internal:
         return Classified(CallClass.INTERNAL, None)
-    text = dialled.strip()
-    number = digits_of(text)
-    if not number:
-        raise InvalidInput("dialled", f"{dialled!r} holds no digits")
-    if text.startswith("+"):
-        return _international_or_national(plan, number, dialled)
-    for prefix in plan.toll_free_prefixes:
-        if number.startswith(prefix):
-            return Classified(CallClass.TOLL_FREE, plan.country_code + number[len(plan.national_prefix) :])
+    if dialled.isdigit() and dialled.isascii():  # what PBXs mostly report: digits only
+        number = dialled
+    else:
+        text = dialled.strip()
+        number = _NOT_DIGITS.sub("", text)
+        if not number:
+            raise InvalidInput("dialled", f"{dialled!r} holds no digits")
+        if text.startswith("+"):
+            return _international_or_national(plan, number, dialled)
+    if number[0] in plan.toll_free_heads:
+        for prefix in plan.toll_free_prefixes:
+            if number.startswith(prefix):
+                return Classified(CallClass.TOLL_FREE, plan.country_code + number[len(plan.national_prefix) :])
     if number.startswith(plan.international_prefix):
         rest = number[len(plan.international_prefix) + plan.carrier_code_length :]
         if not rest:
@@ -120,7 +138,7 @@ def classify(dialled: str, plan: NumberingPlan, *, internal: bool = False) -> Cl
         return _international_or_national(plan, rest, dialled)
     if number.startswith(plan.national_prefix):
         rest = number[len(plan.national_prefix) :]
-        national_lengths = {plan.area_code_length + n for n in plan.fixed_lengths + plan.mobile_lengths}
+        national_lengths = plan.national_lengths
         if len(rest) - plan.carrier_code_length in national_lengths:
             found = _national_number(plan, rest[plan.carrier_code_length :])
         elif len(rest) in national_lengths:  # 0 + DDD + number, no carrier (older PBX routes)
@@ -132,11 +150,11 @@ def classify(dialled: str, plan: NumberingPlan, *, internal: bool = False) -> Cl
         return found
     if len(number) in plan.service_lengths and number[0] in plan.service_first_digits:
         return Classified(CallClass.SERVICE, None)
-    if len(number) in plan.fixed_lengths + plan.mobile_lengths:
+    if len(number) in plan.subscriber_lengths:
         found = _national(plan, plan.home_area_code, number)
         if found is not None:
             return found
-    if len(number) - plan.area_code_length in plan.fixed_lengths + plan.mobile_lengths:
+    if len(number) in plan.area_subscriber_lengths:
         found = _national_number(plan, number)  # DDD + number, as trunks often report it
         if found is not None:
             return found

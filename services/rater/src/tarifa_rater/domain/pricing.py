@@ -38,14 +38,27 @@ class TimeBands:
     normal_from_hour: int = 7
     normal_until_hour: int = 21
     holidays: frozenset[date] = field(default_factory=frozenset)
+    # The band of each hour of the week (weekday * 24 + hour), computed once: one index per call.
+    week: tuple[Band, ...] = field(init=False, repr=False, compare=False)
 
-    def band_at(self, local_start: datetime) -> Band:
-        """The band of a call that started at `local_start` (the tenant's wall clock)."""
-        if local_start.date() in self.holidays or local_start.weekday() not in self.normal_weekdays:
+    def __post_init__(self) -> None:
+        week = tuple(
+            Band.NORMAL
+            if day in self.normal_weekdays and self.normal_from_hour <= hour < self.normal_until_hour
+            else Band.REDUCED
+            for day in range(7)
+            for hour in range(24)
+        )
+        object.__setattr__(self, "week", week)
+
+    def band_at(self, local_start: datetime, holidays: frozenset[date] = frozenset()) -> Band:
+        """The band of a call that started at `local_start` (the tenant's wall clock).
+
+        `holidays` adds days (the tenant's) to the bands' own: both are reduced all day.
+        """
+        if (self.holidays or holidays) and (local_start.date() in self.holidays or local_start.date() in holidays):
             return Band.REDUCED
-        if self.normal_from_hour <= local_start.hour < self.normal_until_hour:
-            return Band.NORMAL
-        return Band.REDUCED
+        return self.week[local_start.weekday() * 24 + local_start.hour]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +126,32 @@ def charged_seconds(billable_seconds: int, rate: Rate) -> int:
     return rate.first_increment + steps * rate.next_increment
 
 
-AmountMemo = dict[tuple[int, Band, int], tuple[Decimal, Decimal | None]]
+PriceMemo = dict[tuple[int, int], "Price"]
 MEMO_LIMIT = 200_000
 
 
-def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate, memo: AmountMemo | None = None) -> Price:
+def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate, memo: PriceMemo | None = None) -> Price:
     """Price a call of `billable_seconds` talk time, started in `band`, at `rate`.
 
-    `memo` (kept by a tariff plan, keyed by the rate's identity) remembers the amounts of each
-    charged duration: the Decimal arithmetic is the costly part, and charged durations repeat
-    (30 s, 36 s, 42 s, ...). It is bounded: cleared when it reaches `MEMO_LIMIT` entries.
+    `memo` (kept by a tariff plan, whose rates live as long as it does) remembers the price of
+    each (rate, band, answered, billable seconds): a price depends on nothing else, the Decimal
+    arithmetic is the costly part, and durations repeat. It is bounded: cleared when it reaches
+    `MEMO_LIMIT` entries.
     """
+    if memo is not None:
+        key = (id(rate), billable_seconds * 4 + (2 if answered else 0) + (band is Band.REDUCED))
+        found = memo.get(key)
+        if found is not None:
+            return found
+        price = _price(billable_seconds, answered, band, rate)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = price
+        return price
+    return _price(billable_seconds, answered, band, rate)
+
+
+def _price(billable_seconds: int, answered: bool, band: Band, rate: Rate) -> Price:
     per_minute = rate.per_minute(band)
     if not answered and not rate.charge_unanswered:
         return Price(
@@ -134,17 +162,9 @@ def price_call(billable_seconds: int, answered: bool, band: Band, rate: Rate, me
         free = ZERO if rate.cost_per_minute is not None else None
         return Price(0, ZERO, free, ZERO, per_minute, band, 0, "under_threshold")
     increments = (seconds - rate.first_increment) // rate.next_increment if seconds > rate.first_increment else 0
-    key = (id(rate), band, seconds)
-    if memo is not None and key in memo:
-        amount, cost = memo[key]
-        return Price(seconds, amount, cost, rate.connect_fee, per_minute, band, increments)
     amount = rate.connect_fee + per_minute * seconds / SIXTY
     if amount < rate.minimum_charge:
         amount = rate.minimum_charge
     amount = exact(amount)
     cost = exact(rate.cost_per_minute * seconds / SIXTY) if rate.cost_per_minute is not None else None
-    if memo is not None:
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        memo[key] = (amount, cost)
     return Price(seconds, amount, cost, rate.connect_fee, per_minute, band, increments)

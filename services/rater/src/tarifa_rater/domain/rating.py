@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from tarifa_common.errors import FieldProblem, InvalidInput
 from tarifa_rater.domain.money import ZERO
@@ -57,8 +58,9 @@ class CallToRate:
     extension: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rating:
+class Rating(NamedTuple):
+    """A rated call's outcome (a named tuple: one is made for every call, and tuples are cheap)."""
+
     call_class: CallClass
     e164: str | None
     destination: str | None
@@ -92,10 +94,12 @@ def rate_call(
     holidays: frozenset[date] = frozenset(),
 ) -> Rating | Unratable:
     """Price `call` for `entry` (None when the directory does not know its extension)."""
-    if call.direction == "inbound":
-        return _free(call, CallClass.INBOUND, entry, FREE_BANDS.band_at(call.local_start))
-    if call.direction == "internal":
-        return _free(call, CallClass.INTERNAL, entry, FREE_BANDS.band_at(call.local_start))
+    direction = call.direction
+    if direction != "outbound":
+        if direction == "inbound":
+            return _free(call, CallClass.INBOUND, entry, FREE_BANDS.band_at(call.local_start))
+        if direction == "internal":
+            return _free(call, CallClass.INTERNAL, entry, FREE_BANDS.band_at(call.local_start))
     if entry is None:
         return Unratable(UNKNOWN_EXTENSION, f"extension {call.extension or '(none)'} is not in the directory")
     try:
@@ -116,22 +120,15 @@ def rate_call(
         return Unratable(
             NO_TARIFF, f"plan {plan.code} has no rate for {number.e164 or call.dialled} ({number.call_class.value})"
         )
-    bands = (
-        plan.bands
-        if not holidays
-        else TimeBands(plan.bands.normal_weekdays, plan.bands.normal_from_hour, plan.bands.normal_until_hour, holidays)
+    rate = found.rate
+    price = price_call(
+        call.billable_seconds, call.answered, plan.bands.band_at(call.local_start, holidays), rate, plan.memo
     )
-    price = price_call(call.billable_seconds, call.answered, bands.band_at(call.local_start), found.rate, plan.memo)
+    call_class = number.call_class
+    allowed = entry.allowed_classes
+    out_of_class = allowed is not None and call_class not in allowed and not entry.allows(call_class)
     return Rating(
-        number.call_class,
-        number.e164,
-        found.destination,
-        price,
-        plan.code,
-        found.rate.name,
-        plan.currency,
-        entry,
-        not entry.allows(number.call_class),
+        call_class, number.e164, found.destination, price, plan.code, rate.name, plan.currency, entry, out_of_class
     )
 
 

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from tarifa_common.errors import FieldProblem, InvalidInput
 from tarifa_rater.domain.destinations import PrefixTable
 from tarifa_rater.domain.numbering import CallClass, Classified
-from tarifa_rater.domain.pricing import AmountMemo, Rate, TimeBands
+from tarifa_rater.domain.pricing import PriceMemo, Rate, TimeBands
 
 CSV_COLUMNS = (
     "destination",
@@ -75,15 +75,15 @@ class TariffPlan:
         self._prefixes: PrefixTable[RateEntry] = PrefixTable(
             (prefix, entry) for entry in self.entries for prefix in entry.prefixes
         )
-        self.memo: AmountMemo = {}  # amounts by (rate identity, band, charged seconds); rates live as long as the plan
+        self.memo: PriceMemo = {}  # prices by rate identity and duration; rates live as long as the plan
         self._classes = {entry.call_class: entry for entry in self.entries if entry.call_class and not entry.prefixes}
 
     def find(self, number: Classified) -> RateEntry | None:
         """The rate for a classified number: longest prefix first, else its call class."""
         if number.e164 is not None:
-            found = self._prefixes.match(number.e164)
+            found = self._prefixes.lookup(number.e164)
             if found is not None:
-                return found[1]
+                return found
         return self._classes.get(number.call_class)
 
 
@@ -94,25 +94,55 @@ class PlanBook:
     versions: dict[str, list[TariffPlan]] = field(default_factory=dict)
     starts: dict[str, list[datetime]] = field(default_factory=dict)
     assignments: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, id) -> plan code
+    by_scope: dict[str, dict[str, str]] = field(default_factory=dict)  # the same, scope -> id -> plan code
+
+    # (line id, customer id) -> the versions of the plan assigned, resolved once (cleared on change)
+    resolved: dict[tuple[str | None, str | None], tuple[list[datetime], list[TariffPlan]] | None] = field(
+        default_factory=dict
+    )
 
     def add(self, plan: TariffPlan) -> None:
         versions = self.versions.setdefault(plan.code, [])
         versions.append(plan)
         versions.sort(key=lambda p: p.valid_from)
         self.starts[plan.code] = [p.valid_from for p in versions]
+        self.resolved.clear()
 
     def assign(self, scope: str, scope_id: str, code: str) -> None:
         self.assignments[(scope, scope_id)] = code
+        self.by_scope.setdefault(scope, {})[scope_id] = code
+        self.resolved.clear()
 
     def plan_for(self, started_at: datetime, *, line_id: str | None, customer_id: str | None) -> TariffPlan | None:
         """The plan version in force at `started_at` for the line, else its customer, else the tenant."""
-        for scope, scope_id in (("line", line_id), ("customer", customer_id), ("tenant", "*")):
-            if scope_id is None:
-                continue
-            code = self.assignments.get((scope, scope_id))
-            if code is not None:
-                return self.version_at(code, started_at)
-        return None
+        key = (line_id, customer_id)
+        try:
+            found = self.resolved[key]
+        except KeyError:
+            code = self.code_for(line_id, customer_id)
+            found = None if code is None or not self.starts.get(code) else (self.starts[code], self.versions[code])
+            if len(self.resolved) >= 100_000:
+                self.resolved.clear()
+            self.resolved[key] = found
+        if found is None:
+            return None
+        starts, versions = found
+        if len(starts) == 1:
+            return versions[0] if started_at >= starts[0] else None
+        index = bisect.bisect_right(starts, started_at)
+        return versions[index - 1] if index else None
+
+    def code_for(self, line_id: str | None, customer_id: str | None) -> str | None:
+        """The plan code assigned to the line, else its customer, else the tenant."""
+        by_scope = self.by_scope
+        code = None
+        if line_id is not None and "line" in by_scope:
+            code = by_scope["line"].get(line_id)
+        if code is None and customer_id is not None and "customer" in by_scope:
+            code = by_scope["customer"].get(customer_id)
+        if code is None and "tenant" in by_scope:
+            code = by_scope["tenant"].get("*")
+        return code
 
     def version_at(self, code: str, started_at: datetime) -> TariffPlan | None:
         starts = self.starts.get(code)

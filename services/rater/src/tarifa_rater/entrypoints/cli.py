@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tarifa_common.db import migrate
 from tarifa_common.errors import TarifaError
+from tarifa_rater import handlers
 from tarifa_rater.adapters import store as sql
 from tarifa_rater.bootstrap import MIGRATIONS, Rater, build
 from tarifa_rater.config import RaterSettings
@@ -98,7 +99,7 @@ def commands() -> typer.Typer:
                     await sql.save_plan_version(uow.session, tenant, code, start, entries, currency=currency)
                     if assign_to_tenant:
                         await sql.assign_plan(uow.session, tenant, "tenant", "*", code)
-                    retried = await rater.retry_unrated(uow, tenant)
+                    retried = await rater.retry_unrated(uow, tenant, handlers.FOR_TARIFF)
                 console.print(
                     f"plan {code} from {start.isoformat()}: {len(entries)} rate(s); {retried} waiting call(s) rated"
                 )
@@ -121,7 +122,9 @@ def commands() -> typer.Typer:
                 async with rater.runtime.units() as uow:
                     for entry in entries:
                         await sql.save_extension(uow.session, tenant, entry)
-                    retried = await rater.retry_unrated(uow, tenant)
+                    retried = await rater.retry_unrated(
+                        uow, tenant, handlers.for_extensions(*(entry.extension for entry in entries))
+                    )
                 console.print(f"{len(entries)} extension(s) loaded; {retried} waiting call(s) rated")
             finally:
                 await _close(rater)

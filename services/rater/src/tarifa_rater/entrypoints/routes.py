@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from tarifa_common import auth
 from tarifa_common.errors import InvalidInput, NotFound
 from tarifa_common.http import require
+from tarifa_rater import handlers
 from tarifa_rater.adapters import reports
 from tarifa_rater.adapters import store as sql
 from tarifa_rater.adapters.tables import AllowanceRow, CallRow, ExtensionRow, LineUsageRow, TariffPlanRow
@@ -93,8 +94,21 @@ async def import_plan_version(
             currency=currency,
             bands=bands,
         )
-        retried = await rater.retry_unrated(uow, principal.tenant)
+        retried = await rater.retry_unrated(uow, principal.tenant, handlers.FOR_TARIFF)
     return schemas.PlanImported(**version_out(plan, len(entries)).model_dump(), retried=retried)
+
+
+@tariffs.delete(
+    "/{code}/versions/{valid_from}",
+    status_code=204,
+    summary="Remove a plan version; calls it priced keep their rating until a re-rate",
+)
+async def delete_plan_version(code: str, valid_from: datetime, rater: RaterDep, principal: Writer) -> Response:
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_plan_version(uow.session, principal.tenant, code, aware(valid_from, "valid_from"))
+    if not removed:
+        raise NotFound(f"plan {code} has no version from {valid_from.isoformat()}")
+    return Response(status_code=204)
 
 
 def version_out(plan: TariffPlanRow, rates: int) -> schemas.PlanVersionOut:
@@ -152,8 +166,30 @@ async def assign_plan(
         raise InvalidInput("scope", f"must be one of {', '.join(SCOPES)}")
     async with rater.runtime.units() as uow:
         await sql.assign_plan(uow.session, principal.tenant, scope, scope_id, body.plan_code)
-        retried = await rater.retry_unrated(uow, principal.tenant)
+        retried = await rater.retry_unrated(uow, principal.tenant, handlers.FOR_TARIFF)
     return schemas.AssignmentOut(plan_code=body.plan_code, scope=scope, scope_id=scope_id, retried=retried)
+
+
+@settings_router.delete(
+    "/tariff-assignments/{scope}/{scope_id}", status_code=204, summary="Remove a plan assignment (fallback applies)"
+)
+async def delete_assignment(scope: str, scope_id: str, rater: RaterDep, principal: Writer) -> Response:
+    if scope not in SCOPES:
+        raise InvalidInput("scope", f"must be one of {', '.join(SCOPES)}")
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_assignment(uow.session, principal.tenant, scope, scope_id)
+    if not removed:
+        raise NotFound(f"no plan is assigned to {scope} {scope_id}")
+    return Response(status_code=204)
+
+
+@settings_router.delete("/holidays/{day}", status_code=204, summary="Remove a holiday")
+async def delete_holiday(day: date, rater: RaterDep, principal: Writer) -> Response:
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_holiday(uow.session, principal.tenant, day)
+    if not removed:
+        raise NotFound(f"{day.isoformat()} is not a holiday")
+    return Response(status_code=204)
 
 
 @settings_router.put("/holidays/{day}", summary="Declare a holiday: the reduced band all day")
@@ -170,7 +206,7 @@ async def put_numbering(
     plan = NumberingPlan(country_code=body.country_code, home_area_code=body.home_area_code)
     async with rater.runtime.units() as uow:
         await sql.save_numbering(uow.session, principal.tenant, source_id, plan)
-        await rater.retry_unrated(uow, principal.tenant)  # numbers that were unreadable may read now
+        await rater.retry_unrated(uow, principal.tenant, handlers.FOR_NUMBERING)  # unreadable numbers may read now
     return body
 
 
@@ -192,8 +228,21 @@ async def put_extension(
     )
     async with rater.runtime.units() as uow:
         await sql.save_extension(uow.session, principal.tenant, entry)
-        await rater.retry_unrated(uow, principal.tenant)
+        await rater.retry_unrated(uow, principal.tenant, handlers.for_extensions(extension))
     return schemas.ExtensionOut(extension=extension, **body.model_dump())
+
+
+@directory.delete(
+    "/extensions/{extension}",
+    status_code=204,
+    summary="Remove an extension and its aliases; its rated calls keep their attribution",
+)
+async def delete_extension(extension: str, rater: RaterDep, principal: Writer) -> Response:
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_extension(uow.session, principal.tenant, extension)
+    if not removed:
+        raise NotFound(f"extension {extension} is not in the directory")
+    return Response(status_code=204)
 
 
 @directory.post(
@@ -206,7 +255,9 @@ async def import_extensions(request: Request, rater: RaterDep, principal: Writer
     async with rater.runtime.units() as uow:
         for entry in entries:
             await sql.save_extension(uow.session, principal.tenant, entry)
-        retried = await rater.retry_unrated(uow, principal.tenant)
+        retried = await rater.retry_unrated(
+            uow, principal.tenant, handlers.for_extensions(*(entry.extension for entry in entries))
+        )
     return schemas.ExtensionsImported(imported=len(entries), retried=retried)
 
 
@@ -242,8 +293,17 @@ async def put_alias(number: str, body: schemas.AliasIn, rater: RaterDep, princip
         raise InvalidInput("number", "must contain digits")
     async with rater.runtime.units() as uow:
         await sql.save_alias(uow.session, principal.tenant, number, body.extension)
-        await rater.retry_unrated(uow, principal.tenant)
+        await rater.retry_unrated(uow, principal.tenant, handlers.for_extensions(body.extension))
     return {"number": "".join(ch for ch in number if ch.isdigit()), "extension": body.extension}
+
+
+@directory.delete("/aliases/{number}", status_code=204, summary="Stop attributing calls of a number")
+async def delete_alias(number: str, rater: RaterDep, principal: Writer) -> Response:
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_alias(uow.session, principal.tenant, number)
+    if not removed:
+        raise NotFound(f"{number} is not an alias")
+    return Response(status_code=204)
 
 
 allowances = APIRouter(prefix="/allowances", tags=["allowances"])
