@@ -27,6 +27,11 @@ class InvoicerSettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    collector_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="the collector's API, asked before a period is closed whether every source has delivered",
+    )
+    collector_timeout_seconds: float = Field(default=10.0, gt=0)
     auto_bill_day: int = Field(
         default=0, ge=0, le=28, description="day of the month to bill the month before automatically; 0 = off"
     )

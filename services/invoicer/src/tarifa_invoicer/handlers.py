@@ -16,7 +16,16 @@ from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_invoicer.domain import edifact, ubl
 from tarifa_invoicer.domain.accounts import ContractTerms, EdiFormat, check_transition, due_date
-from tarifa_invoicer.domain.checks import SOURCES_TODO, Finding, outlier_customers, silent_contracts, unattributed
+from tarifa_invoicer.domain.checks import (
+    Finding,
+    SourceWatermark,
+    WatermarkUnavailable,
+    collector_unreachable,
+    outlier_customers,
+    silent_contracts,
+    unattributed,
+    undelivered_sources,
+)
 from tarifa_invoicer.domain.documents import Document, Party
 from tarifa_invoicer.domain.invoice import (
     ClassUsage,
@@ -117,6 +126,16 @@ class Store(Protocol):
 
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
+
+
+class Watermarks(Protocol):
+    """The collector's answer to "has every source of the tenant delivered its calls up to `until`?"."""
+
+    url: str
+
+    async def sources(self, tenant: str, until: datetime) -> list[SourceWatermark]:
+        """Every enabled source's watermark; raises `WatermarkUnavailable` when the collector cannot say."""
+        ...
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -278,13 +297,16 @@ async def bill_period(
     chunk: int = 200,
     progress: Progress | None = None,
     new_id: Callable[[], str],
+    watermarks: Watermarks | None = None,
 ) -> RunReport:
     """Bill every contract of `tenant` for `period`: pre-checks, then invoices in chunks.
 
     Each chunk is one transaction that first locks the tenant's number series, so two runs that
     race take turns: numbers stay gap-free (a rolled-back chunk gives its numbers back) and a
     contract already invoiced for the period (by the other run, or an earlier one) is skipped.
-    A dry run issues nothing and numbers nothing; it reports what would be issued.
+    A dry run issues nothing and numbers nothing; it reports what would be issued. Without
+    `watermarks` the sources are not checked (benchmarks, tests of the run itself); the service,
+    the CLI and the scheduler always pass the collector's.
     """
     report = RunReport(period, dry_run)
     async with stores() as store:
@@ -299,8 +321,9 @@ async def bill_period(
     report.findings = silent_contracts([t.id for t in terms if t.line_ids], with_calls)
     if orphans:
         report.findings.append(unattributed(orphans))
-    report.findings.append(SOURCES_TODO)
-    if hold_on_findings and any(f is not SOURCES_TODO for f in report.findings):
+    if watermarks is not None:
+        report.findings += await sources_delivered(watermarks, tenant, cutoff.astimezone(ZoneInfo(seller.time_zone)))
+    if hold_on_findings and report.findings:
         report.held = True
         return report
     current: dict[str, Decimal] = {}
@@ -324,6 +347,15 @@ async def bill_period(
     if dry_run:
         report.findings += outlier_customers(current, history)
     return report
+
+
+async def sources_delivered(watermarks: Watermarks, tenant: str, until: datetime) -> list[Finding]:
+    """Pre-check: every source delivered its calls up to the period's end; an unreachable collector is a finding."""
+    try:
+        return undelivered_sources(until, await watermarks.sources(tenant, until))
+    except WatermarkUnavailable as error:
+        log.warning("watermark of %s could not be read: %s", tenant, error)
+        return [collector_unreachable(watermarks.url, str(error))]
 
 
 async def _issue_chunk(

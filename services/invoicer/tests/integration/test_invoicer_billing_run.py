@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from tarifa_common import contracts
+from tarifa_common.broker import free_port
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import Conflict
 from tarifa_common.events import Event
@@ -568,6 +569,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
         url = str(uow.session.bind.url.render_as_string(hide_password=False))
     tarifa = shutil.which("tarifa", path=os.path.dirname(sys.executable))
     assert tarifa is not None
+    collector = f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
     async def run(*extra: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
@@ -581,7 +583,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
             "--issue-date",
             "2026-11-01",
             *extra,
-            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url},
+            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url, "TARIFA_INVOICER_COLLECTOR_URL": collector},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -591,6 +593,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
     code, out, err = await run("--dry-run")
     assert code == 0, err
     assert "would issue 3 invoices, net 30.00" in out
+    assert f"check sources_delivered collector: could not ask the collector at {collector}" in out
     assert "3/3 contracts" in err
     assert await invoices(units) == []
     code, out, err = await run()

@@ -55,6 +55,7 @@ async def service(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     settings = InvoicerSettings(
         smtp_port=mailbox[1],
+        collector_url=f"http://127.0.0.1:{free_port()}",  # no collector runs here: the run says so
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
         jwt_secret=SECRET,
@@ -192,6 +193,9 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
 
     done = await eventually(finished)
     assert (done["issued"], done["done"], done["total"]) == (1, 1, 1)
+    assert [(c["check"], c["object_id"]) for c in done["checks"] if c["check"] == "sources_delivered"] == [
+        ("sources_delivered", "collector")
+    ]
     (invoice,) = (await api.get("/v1/invoices?period=2026-10", headers=admin)).json()
     # 9.90 + 1.55 of calls = 11.45; 20 % = 2.29
     assert (invoice["number"], invoice["net"], invoice["tax"], invoice["total"]) == (

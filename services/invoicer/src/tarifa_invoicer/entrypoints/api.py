@@ -22,6 +22,7 @@ from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import accounts, delivery, mail, pdf, reports, runs
+from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
 from tarifa_invoicer.bootstrap import bootstrap
@@ -196,6 +197,8 @@ async def post_run(body: schemas.RunIn, request: Request, principal: Operator) -
     units = units_of(request)
     async with units() as uow:
         await SqlStore(uow).seller(principal.tenant)  # fail now, not in the background, without a profile
+    settings = runtime_of(request).settings
+    assert isinstance(settings, InvoicerSettings)
     run_id = await runs.create_run(units, principal.tenant, period, body.dry_run)
     task = asyncio.create_task(
         _quietly(
@@ -207,6 +210,7 @@ async def post_run(body: schemas.RunIn, request: Request, principal: Operator) -
                 dry_run=body.dry_run,
                 hold_on_findings=body.hold_on_findings,
                 issue_date=body.issue_date or utcnow().date(),
+                watermarks=HttpWatermarks.from_settings(settings),
             )
         )
     )
