@@ -15,7 +15,15 @@ from tarifa_common import contracts, topics
 from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_invoicer.domain import edifact, ubl
-from tarifa_invoicer.domain.accounts import ContractTerms, EdiFormat, check_transition, due_date
+from tarifa_invoicer.domain.accounts import (
+    AutoEmail,
+    ContractTerms,
+    CustomerTerms,
+    EdiFormat,
+    check_transition,
+    due_date,
+    email_after_issue,
+)
 from tarifa_invoicer.domain.checks import (
     Finding,
     SourceWatermark,
@@ -51,6 +59,7 @@ class Seller:
     series: str
     credit_series: str
     time_zone: str
+    auto_email: AutoEmail = AutoEmail.OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,12 @@ class Store(Protocol):
     async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None: ...
 
     async def delivery_target(self, tenant: str, customer_id: str) -> tuple[str, str] | None: ...
+
+    async def queue_mailing(
+        self, tenant: str, invoice_id: str, recipients: Sequence[str], with_edi: str | None
+    ) -> None: ...
+
+    async def customer(self, tenant: str, customer_id: str) -> CustomerTerms: ...
 
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
 
@@ -358,6 +373,17 @@ async def sources_delivered(watermarks: Watermarks, tenant: str, until: datetime
         return [collector_unreachable(watermarks.url, str(error))]
 
 
+async def queue_email(store: Store, tenant: str, invoice_id: str, customer: CustomerTerms, seller: Seller) -> None:
+    """Queue the e-mail of a just-issued invoice in its transaction, if the customer or tenant asks for one.
+
+    Queued with the invoice, so a re-run (which issues nothing twice) queues nothing twice either;
+    `adapters/mailing.py` sends it once.
+    """
+    target = email_after_issue(customer.auto_email, seller.auto_email, customer.emails, customer.edi_format)
+    if target is not None:
+        await store.queue_mailing(tenant, invoice_id, *target)
+
+
 async def _issue_chunk(
     store: Store,
     tenant: str,
@@ -421,6 +447,7 @@ async def _issue_chunk(
         customer = contract.customer
         if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
             await store.queue_delivery(tenant, invoice_id, customer.delivery_endpoint, customer.edi_format.value)
+        await queue_email(store, tenant, invoice_id, customer, seller)
         next_number += 1
         report.issued.append(number)
         report.net += draft.totals.net
@@ -488,5 +515,6 @@ async def credit_invoice(
     target = await store.delivery_target(tenant, original.customer_id)
     if target is not None:
         await store.queue_delivery(tenant, credit.id, *target)
+    await queue_email(store, tenant, credit.id, await store.customer(tenant, original.customer_id), seller)
     store.emit(invoice_event(tenant, credit), topics.INVOICE_ISSUED, credit.customer_id)
     return credit

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from tarifa_common import contracts
+from tarifa_common import contracts, topics
 from tarifa_common.broker import free_port
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import Conflict
-from tarifa_common.events import Event
+from tarifa_common.events import Event, utcnow
 from tarifa_common.messaging import OutboxEntry
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, runs
+from tarifa_invoicer.adapters import accounts, mailing, runs
 from tarifa_invoicer.adapters.store import SqlStore, store_factory
-from tarifa_invoicer.adapters.tables import InvoiceRow, UsageCall
+from tarifa_invoicer.adapters.tables import InvoiceRow, Mailing, UsageCall
 from tarifa_invoicer.bootstrap import MIGRATIONS
+from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.invoice import Period
 
 TENANT = "acme"
@@ -620,3 +625,104 @@ async def test_lines_are_imported_from_a_csv_file_all_or_nothing(
     async with units() as uow:
         assert await SqlStore(uow).contract_of_line(TENANT, "ext-3", None) is None
         assert await SqlStore(uow).contract_of_line(TENANT, None, "ext-2") == contract
+
+
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook
+        self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[attr-defined]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, InvoicerSettings]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, InvoicerSettings(smtp_port=port, email_max_attempts=2)
+    controller.stop()
+
+
+async def mailings(units: UnitOfWorkFactory) -> dict[str, Mailing]:
+    async with units() as uow:
+        return {row.invoice_id: row for row in (await uow.session.exec(select(Mailing))).all()}
+
+
+async def test_invoices_are_emailed_once_after_issue_as_the_customer_or_the_tenant_asks(
+    units: UnitOfWorkFactory, tenant: dict[str, str], smtp: tuple[Mailbox, InvoicerSettings]
+) -> None:
+    box, settings = smtp
+    async with units() as uow:
+        await accounts.save_profile(uow.session, TENANT, {**PROFILE, "auto_email": "pdf"})
+        with_edi = await accounts.create_customer(uow.session, TENANT, customer("Port Sud", auto_email="pdf_and_edi"))
+        silent = await accounts.create_customer(uow.session, TENANT, customer("Quiet Inn", auto_email="off"))
+    follows = await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    edi = await add_contract(units, with_edi.id, [{"description": "S", "amount": Decimal("20")}])
+    await add_contract(units, silent.id, [{"description": "S", "amount": Decimal("30")}])
+    await bill(units)
+    by_contract = {row.contract_id: row for row in await invoices(units)}
+    assert len(by_contract) == 3
+    assert set(await mailings(units)) == {by_contract[follows].id, by_contract[edi].id}
+
+    assert await mailing.send_pending(units, settings) == 2
+    received = {message["Message-ID"]: message for message in box.messages}
+    first = received[f"<{by_contract[follows].id}@tarifa.invalid>"]
+    assert first["To"] == "billing@hotel-du-lac.example"
+    assert [part.get_filename() for part in first.iter_attachments()] == [f"{by_contract[follows].number}.pdf"]
+    second = received[f"<{by_contract[edi].id}@tarifa.invalid>"]
+    attachments = {part.get_filename(): part for part in second.iter_attachments()}
+    assert set(attachments) == {f"{by_contract[edi].number}.pdf", f"{by_contract[edi].number}.xml"}
+    assert attachments[f"{by_contract[edi].number}.xml"].get_content().decode() == by_contract[edi].ubl
+
+    # a later pass (a restarted service) and a repeated run send nothing again
+    assert await mailing.send_pending(units, settings) == 0
+    assert (await bill(units)).issued == []
+    assert await mailing.send_pending(units, settings) == 0
+    assert len(box.messages) == 2
+    assert {row.status for row in (await mailings(units)).values()} == {"sent"}
+
+    async with units() as uow:
+        credit = await handlers.credit_invoice(
+            SqlStore(uow), TENANT, by_contract[follows].id, issue_date=ISSUED_ON, new_id=accounts.new_id
+        )
+    assert await mailing.send_pending(units, settings) == 1
+    assert box.messages[-1]["Subject"].startswith(f"Credit note {credit.number}")
+
+
+async def test_an_email_cut_off_mid_conversation_is_never_resent_and_a_mail_server_away_is_retried_then_alerted(
+    units: UnitOfWorkFactory, tenant: dict[str, str], smtp: tuple[Mailbox, InvoicerSettings]
+) -> None:
+    box, settings = smtp
+    async with units() as uow:
+        await accounts.save_profile(uow.session, TENANT, {**PROFILE, "auto_email": "pdf"})
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    await add_contract(units, tenant["exempt"], [{"description": "S", "amount": Decimal("10")}])
+    await bill(units)
+    cut_off, away = sorted(await mailings(units))
+    async with units() as uow:  # as a process that died while talking to the server leaves it
+        row = await uow.session.get(Mailing, (await mailings(units))[cut_off].id)
+        assert row is not None
+        row.status, row.attempts, row.claimed_at = "sending", 1, utcnow() - timedelta(minutes=10)
+        uow.session.add(row)
+    down = settings.model_copy(update={"smtp_port": free_port()})
+    assert await mailing.send_pending(units, down) == 0
+    rows = await mailings(units)
+    assert (rows[cut_off].status, rows[away].status, rows[away].attempts) == ("uncertain", "pending", 1)
+    assert "refused or is away" in json.loads(rows[away].log)[0]["outcome"]
+    assert await mailing.send_pending(units, down) == 0
+    assert (await mailings(units))[away].status == "failed"
+    assert await mailing.send_pending(units, settings) == 0
+    assert box.messages == []
+    async with units() as uow:
+        alerted = [
+            json.loads(entry.value)["fingerprint"]
+            for entry in (await uow.session.exec(select(OutboxEntry))).all()
+            if entry.topic == topics.ALERT_EVENTS.name
+        ]
+    assert sorted(alerted) == sorted(
+        [f"invoicer/invoice-email-uncertain/{cut_off}", f"invoicer/invoice-email-failed/{away}"]
+    )

@@ -46,6 +46,8 @@ async def save_profile(session: AsyncSession, tenant: str, values: dict[str, Any
         ZoneInfo(values["time_zone"])
     except (KeyError, ValueError) as error:
         raise InvalidInput("time_zone", f"{values['time_zone']!r} is not an IANA time zone") from error
+    if values.get("auto_email") == "tenant":
+        raise InvalidInput("auto_email", "the billing profile's setting is off, pdf or pdf_and_edi")
     if values["series"] == values["credit_series"]:
         raise InvalidInput("credit_series", "credit notes need their own series, distinct from invoices")
     profile = await session.get(BillingProfile, tenant)

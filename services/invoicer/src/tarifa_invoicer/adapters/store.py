@@ -28,12 +28,13 @@ from tarifa_invoicer.adapters.tables import (
     Customer,
     Delivery,
     InvoiceRow,
+    Mailing,
     NumberSeries,
     UsageCall,
     from_micros,
     to_micros,
 )
-from tarifa_invoicer.domain.accounts import ContractTerms, CustomerTerms, EdiFormat, buyer_endpoint
+from tarifa_invoicer.domain.accounts import AutoEmail, ContractTerms, CustomerTerms, EdiFormat, buyer_endpoint
 from tarifa_invoicer.domain.documents import Party
 from tarifa_invoicer.domain.invoice import (
     Charge,
@@ -111,6 +112,8 @@ def customer_terms(customer: Customer) -> CustomerTerms:
         party=party_of(customer),
         edi_format=EdiFormat(customer.edi_format),
         delivery_endpoint=customer.delivery_endpoint,
+        emails=tuple(json.loads(customer.emails)),
+        auto_email=AutoEmail(customer.auto_email),
     )
 
 
@@ -291,6 +294,7 @@ class SqlStore(Store):
             series=profile.series,
             credit_series=profile.credit_series,
             time_zone=profile.time_zone,
+            auto_email=AutoEmail(profile.auto_email),
         )
 
     async def contracts_to_bill(self, tenant: str, period: Period) -> list[ContractTerms]:
@@ -497,6 +501,28 @@ class SqlStore(Store):
         if EdiFormat(customer.edi_format) is EdiFormat.NONE:
             return None
         return customer.delivery_endpoint, customer.edi_format
+
+    async def queue_mailing(
+        self, tenant: str, invoice_id: str, recipients: Sequence[str], with_edi: str | None
+    ) -> None:
+        self.session.add(
+            Mailing(
+                id=str(uuid.uuid4()),
+                tenant=tenant,
+                invoice_id=invoice_id,
+                recipients=json.dumps(list(recipients)),
+                with_edi=with_edi,
+                status="pending",
+                log="[]",
+                created_at=utcnow(),
+            )
+        )
+
+    async def customer(self, tenant: str, customer_id: str) -> CustomerTerms:
+        customer = await self.session.get(Customer, customer_id)
+        if customer is None or customer.tenant != tenant:
+            raise NotFound(f"customer {customer_id} not found")
+        return customer_terms(customer)
 
     async def call_detail(self, tenant: str, invoice_id: str) -> list[UsageCall]:
         """The calls an invoice billed, in time order: its call-detail annex."""

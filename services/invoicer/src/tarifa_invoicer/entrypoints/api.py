@@ -24,7 +24,7 @@ from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import accounts, delivery, mail, pdf, reports, runs
 from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import SqlStore
-from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
+from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow, Mailing
 from tarifa_invoicer.bootstrap import bootstrap
 from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.accounts import EdiFormat, check_emails
@@ -308,6 +308,27 @@ async def get_deliveries(invoice_id: str, request: Request, principal: Viewer) -
             )
         ).all()
         return delivery.delivery_rows(list(rows))
+
+
+@router.get(
+    "/invoices/{invoice_id}/emails", tags=["invoices"], summary="The automatic e-mail of the invoice and its log"
+)
+async def get_emails(invoice_id: str, request: Request, principal: Viewer) -> list[dict[str, Any]]:
+    async with units_of(request)() as uow:
+        await accounts.get_invoice(uow.session, principal.tenant, invoice_id)
+        rows = (
+            await uow.session.exec(
+                select(Mailing).where(Mailing.tenant == principal.tenant, Mailing.invoice_id == invoice_id)
+            )
+        ).all()
+        return [
+            {
+                **row.model_dump(exclude={"log", "recipients"}),
+                "recipients": json.loads(row.recipients),
+                "log": json.loads(row.log),
+            }
+            for row in rows
+        ]
 
 
 @router.post(

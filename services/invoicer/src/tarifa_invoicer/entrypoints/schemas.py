@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tarifa_common.contracts import ContractStatus
-from tarifa_invoicer.domain.accounts import EdiFormat
+from tarifa_invoicer.domain.accounts import AutoEmail, EdiFormat
 from tarifa_invoicer.domain.invoice import TaxTreatment
 
 
@@ -48,6 +48,10 @@ class ProfileIn(BaseModel):
     series: str = Field(default="F", pattern=r"^[A-Za-z0-9]{1,20}$")
     credit_series: str = Field(default="CN", pattern=r"^[A-Za-z0-9]{1,20}$")
     time_zone: str = "UTC"
+    auto_email: AutoEmail = Field(
+        default=AutoEmail.OFF,
+        description="e-mail every invoice when it is issued: off, pdf or pdf_and_edi (customers may override)",
+    )
 
 
 class ProfileOut(ProfileIn):
@@ -93,6 +97,10 @@ class CustomerIn(BaseModel):
     gln: str | None = None
     peppol_id: str | None = Field(default=None, description="scheme:value, e.g. 0088:3012345000017")
     delivery_endpoint: str | None = Field(default=None, description="HTTPS endpoint; null means download only")
+    auto_email: AutoEmail = Field(
+        default=AutoEmail.TENANT,
+        description="e-mail its invoices when issued: tenant (follow the billing profile), off, pdf or pdf_and_edi",
+    )
 
 
 class CustomerOut(CustomerIn):
