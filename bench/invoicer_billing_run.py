@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import random
 import tempfile
@@ -179,6 +180,7 @@ async def main() -> None:
     parser.add_argument("--contracts", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--profile", default=None, help="write a cProfile of the run (not the setup) to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
@@ -190,11 +192,17 @@ async def main() -> None:
         print(
             f"setup: {args.contracts} contracts, {args.calls} calls in {time.perf_counter() - began:.1f}s (not timed)"
         )
+        profiler = cProfile.Profile() if args.profile else None
         began = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         report = await handlers.bill_period(
             store_factory(units), TENANT, Period.month("2026-10"), issue_date=date(2026, 11, 1), new_id=new_id
         )
         elapsed = time.perf_counter() - began
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         await engine.dispose()
     rate = len(report.issued) / elapsed
     target = 10_000 / rate

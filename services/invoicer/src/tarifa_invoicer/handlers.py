@@ -127,6 +127,8 @@ class Store(Protocol):
 
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None: ...
 
+    async def save_invoices(self, tenant: str, invoices: Sequence[tuple[Issued, str]], run_id: str | None) -> None: ...
+
     async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None: ...
 
     async def delivery_target(self, tenant: str, customer_id: str) -> tuple[str, str] | None: ...
@@ -402,6 +404,8 @@ async def _issue_chunk(
     report.skipped += len(batch) - len(todo)
     invoice_ids: dict[str, str | None] = {contract.id: new_id() for contract in todo}
     usages = await store.take_usage(tenant, invoice_ids, cutoff) if todo else {}
+    issued_now: list[tuple[Issued, str]] = []
+    customers: dict[str, CustomerTerms] = {}
     for contract in todo:
         key = _dedupe_key(contract.id, period)
         invoice_id = str(invoice_ids[contract.id])
@@ -442,15 +446,19 @@ async def _issue_chunk(
             seller=seller.party,
             buyer=contract.customer.party,
         )
-        await store.save_invoice(tenant, issued, key, run_id)
-        store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
-        customer = contract.customer
-        if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
-            await store.queue_delivery(tenant, invoice_id, customer.delivery_endpoint, customer.edi_format.value)
-        await queue_email(store, tenant, invoice_id, customer, seller)
+        issued_now.append((issued, key))
+        customers[issued.id] = contract.customer
         next_number += 1
-        report.issued.append(number)
-        report.net += draft.totals.net
+    # the invoices first: deliveries and e-mails queued below refer to them
+    await store.save_invoices(tenant, issued_now, run_id)
+    for issued, _ in issued_now:
+        customer = customers[issued.id]
+        store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
+        if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
+            await store.queue_delivery(tenant, issued.id, customer.delivery_endpoint, customer.edi_format.value)
+        await queue_email(store, tenant, issued.id, customer, seller)
+        report.issued.append(issued.number)
+        report.net += issued.net
     await store.set_next_number(tenant, seller.series, next_number)
 
 
