@@ -41,9 +41,11 @@ from tarifa_invoicer.domain.invoice import (
     InvoiceKind,
     InvoiceLine,
     Period,
+    amount_to_credit,
     charge_lines,
     compute_totals,
     invoice_number,
+    lines_to_credit,
     usage_lines,
 )
 
@@ -86,6 +88,7 @@ class Issued:
     seller: Party
     buyer: Party
     credited_invoice_id: str | None = None
+    credited_lines: tuple[int, ...] = ()  # a partial credit note: the invoice's lines it credits (1 = first)
 
 
 class Store(Protocol):
@@ -140,6 +143,8 @@ class Store(Protocol):
     async def customer(self, tenant: str, customer_id: str) -> CustomerTerms: ...
 
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
+
+    async def credits_of(self, tenant: str, invoice_id: str) -> list[Issued]: ...
 
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
@@ -463,21 +468,52 @@ async def _issue_chunk(
 
 
 async def credit_invoice(
-    store: Store, tenant: str, invoice_id: str, *, issue_date: date, new_id: Callable[[], str]
+    store: Store,
+    tenant: str,
+    invoice_id: str,
+    *,
+    issue_date: date,
+    new_id: Callable[[], str],
+    lines: Sequence[int] | None = None,
+    amount: Decimal | None = None,
 ) -> Issued:
-    """A credit note for the whole of an issued invoice; the invoice itself never changes.
+    """A credit note referencing an issued invoice, which itself never changes.
 
-    One full credit per invoice (a second one is a conflict): partial corrections are billed as
-    adjustments on the next invoice.
+    In full (neither `lines` nor `amount`), once, and only if nothing was credited before; or
+    partial: some of its lines, each at most once, or a net amount spread over its VAT categories,
+    as long as what is credited in all stays within the invoice's net. The credit-note series is
+    locked first, so two credits of one invoice racing take turns and see each other.
     """
     original = await store.invoice(tenant, invoice_id)
     if original.kind is not InvoiceKind.INVOICE:
         raise InvalidInput("invoice_id", f"{original.number} is a credit note; only invoices are credited")
+    if lines is not None and amount is not None:
+        raise InvalidInput("amount", "credit either lines or an amount, not both")
     seller = await store.seller(tenant)
-    key = f"credit:{original.id}"
-    if await store.already_issued(tenant, [key]):
-        raise Conflict(f"invoice {original.number} has already been credited")
     sequence = await store.lock_series(tenant, seller.credit_series)
+    earlier = await store.credits_of(tenant, original.id)
+    credited_lines: tuple[int, ...] = ()
+    if lines is None and amount is None:
+        if earlier:
+            raise Conflict(
+                f"invoice {original.number} has already been credited ({', '.join(c.number for c in earlier)}); "
+                "credit its remaining lines or an amount"
+            )
+        key, credited = f"credit:{original.id}", original.lines
+    else:
+        credited_so_far = sum((c.net for c in earlier), Decimal("0"))
+        if lines is not None:
+            done = [n for c in earlier for n in c.credited_lines]
+            credited = lines_to_credit(original.lines, lines, done)
+            credited_lines = tuple(sorted(lines))
+            if compute_totals(credited).net + credited_so_far > original.net:
+                raise InvalidInput("lines", f"these lines would credit more than the net of {original.number}")
+        else:
+            assert amount is not None
+            earlier_lines = [line for c in earlier for line in c.lines]
+            credited = amount_to_credit(original.lines, earlier_lines, amount, original.number)
+        key = f"credit:{original.id}:{len(earlier) + 1}"
+    totals = compute_totals(credited)
     number = invoice_number(seller.credit_series, sequence)
     buyer = original.buyer  # the credit note names the parties as the invoice did
     document = Document(
@@ -490,8 +526,8 @@ async def credit_invoice(
         seller=seller.party,
         buyer=buyer,
         buyer_reference=original.contract_id,
-        lines=original.lines,
-        totals=compute_totals(original.lines),
+        lines=credited,
+        totals=totals,
         credited_number=original.number,
         credited_issue_date=original.issue_date,
     )
@@ -508,15 +544,16 @@ async def credit_invoice(
         issue_date=issue_date,
         due_date=issue_date,
         currency=original.currency,
-        net=original.net,
-        tax=original.tax,
-        total=original.total,
-        lines=original.lines,
+        net=totals.net,
+        tax=totals.tax,
+        total=totals.total,
+        lines=credited,
         ubl=ubl_text,
         edifact=edifact_text,
         seller=seller.party,
         buyer=buyer,
         credited_invoice_id=original.id,
+        credited_lines=credited_lines,
     )
     await store.save_invoice(tenant, credit, key, None)
     await store.set_next_number(tenant, seller.credit_series, sequence + 1)

@@ -20,7 +20,7 @@ from sqlmodel import select
 from tarifa_common import contracts, topics
 from tarifa_common.broker import free_port
 from tarifa_common.db import make_engine, migrate, session_factory
-from tarifa_common.errors import Conflict
+from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_common.messaging import OutboxEntry
 from tarifa_common.unit_of_work import UnitOfWorkFactory
@@ -726,3 +726,59 @@ async def test_an_email_cut_off_mid_conversation_is_never_resent_and_a_mail_serv
     assert sorted(alerted) == sorted(
         [f"invoicer/invoice-email-uncertain/{cut_off}", f"invoicer/invoice-email-failed/{away}"]
     )
+
+
+async def test_partial_credit_notes_credit_lines_once_or_an_amount_spread_over_vat_and_never_more_than_the_invoice(
+    units: UnitOfWorkFactory, tenant: dict[str, str], ubl_validator, edifact_checker
+) -> None:
+    charges = [
+        {"description": "Subscription", "amount": Decimal("42.00")},
+        {"description": "Router rental", "amount": Decimal("10.00"), "tax_rate": Decimal("10")},
+        {"description": "Handset", "amount": Decimal("33.33"), "recurring": False, "starts_on": date(2026, 10, 3)},
+    ]
+    await add_contract(units, tenant["standard"], charges)
+    await bill(units)
+    (invoice,) = await invoices(units)
+    assert invoice.net == Decimal("85.33")
+
+    async def credit(**what: object) -> handlers.Issued:
+        async with units() as uow:
+            return await handlers.credit_invoice(
+                SqlStore(uow), TENANT, invoice.id, issue_date=date(2026, 11, 5), new_id=accounts.new_id, **what
+            )
+
+    handset = next(n for n, line in enumerate(json.loads(invoice.lines), 1) if line["description"] == "Handset")
+    by_lines = await credit(lines=[handset])
+    assert (by_lines.number, by_lines.net, by_lines.tax, by_lines.credited_lines) == (
+        "CN-000001",
+        Decimal("33.33"),
+        Decimal("6.67"),
+        (handset,),
+    )
+    with pytest.raises(InvalidInput, match="already been credited"):
+        await credit(lines=[handset])
+    with pytest.raises(InvalidInput, match="does not exist"):
+        await credit(lines=[9])
+    # 20.00 of the 52.00 left, in proportion to the bases: 42.00 at 20 % and 10.00 at 10 %
+    by_amount = await credit(amount=Decimal("20.00"))
+    assert sorted((line.tax.rate, line.net) for line in by_amount.lines) == [
+        (Decimal("10"), Decimal("3.85")),
+        (Decimal("20"), Decimal("16.15")),
+    ]
+    assert (by_amount.net, by_amount.tax) == (Decimal("20.00"), Decimal("3.62"))
+    with pytest.raises(InvalidInput, match="more than what remains"):
+        await credit(amount=Decimal("32.01"))
+    with pytest.raises(Conflict, match="credit its remaining lines or an amount"):
+        await credit()
+    rest = await credit(amount=Decimal("32.00"))
+    assert rest.number == "CN-000003"
+    rows = {row.number: row for row in await invoices(units)}
+    assert rows["F-000001"].net == Decimal("85.33")  # the invoice itself never changes
+    for number in ("CN-000001", "CN-000002", "CN-000003"):
+        assert rows[number].credited_invoice_id == invoice.id
+        assert ubl_validator.errors(rows[number].ubl.encode()) == [], number
+        assert "BillingReference" in rows[number].ubl
+        assert f"BGM+381+{number}+9'" in rows[number].edifact
+        assert "RFF+IV:F-000001'" in rows[number].edifact
+        assert edifact_checker.errors(rows[number].edifact) == [], number
+    assert sum((rows[n].net for n in ("CN-000001", "CN-000002", "CN-000003")), Decimal(0)) == invoice.net

@@ -140,6 +140,7 @@ def issued_of(row: InvoiceRow) -> Issued:
         seller=Party(**parties["seller"]),
         buyer=Party(**parties["buyer"]),
         credited_invoice_id=row.credited_invoice_id,
+        credited_lines=tuple(json.loads(row.credited_lines)) if row.credited_lines else (),
     )
 
 
@@ -576,12 +577,21 @@ class SqlStore(Store):
                 "ubl": invoice.ubl,
                 "edifact": invoice.edifact,
                 "run_id": run_id,
+                "credited_lines": json.dumps(list(invoice.credited_lines)) if invoice.credited_lines else None,
                 "created_at": now,
             }
             for invoice, dedupe_key in invoices
         ]
         if rows:
             await self._execute_many(sa.insert(InvoiceRow), rows)
+
+    async def credits_of(self, tenant: str, invoice_id: str) -> list[Issued]:
+        rows = await self.session.exec(
+            select(InvoiceRow)
+            .where(InvoiceRow.tenant == tenant, InvoiceRow.credited_invoice_id == invoice_id)
+            .order_by(col(InvoiceRow.sequence))
+        )
+        return [issued_of(row) for row in rows.all()]
 
     async def invoice(self, tenant: str, invoice_id: str) -> Issued:
         row = await self.session.get(InvoiceRow, invoice_id)

@@ -205,6 +205,9 @@ class InvoiceRow(SQLModel, table=True):
     ubl: str = Field(sa_type=sa.Text)
     edifact: str = Field(sa_type=sa.Text)
     run_id: str | None = Field(default=None, max_length=36)
+    credited_lines: str | None = Field(
+        default=None, sa_type=sa.Text, description="JSON: lines a partial credit credits"
+    )
     created_at: datetime = _when()
 
 

@@ -355,10 +355,14 @@ async def post_email(invoice_id: str, body: schemas.EmailIn, request: Request, p
     "/invoices/{invoice_id}/credit-note",
     tags=["invoices"],
     status_code=status.HTTP_201_CREATED,
-    summary="Credit an issued invoice in full (the invoice itself never changes)",
+    summary="Credit an issued invoice in full, some of its lines or an amount (the invoice itself never changes)",
 )
 async def post_credit_note(
-    invoice_id: str, request: Request, principal: Operator, issue_date: date | None = None
+    invoice_id: str,
+    request: Request,
+    principal: Operator,
+    issue_date: date | None = None,
+    body: schemas.CreditIn | None = None,
 ) -> schemas.InvoiceOut:
     async with units_of(request)() as uow:
         credit = await handlers.credit_invoice(
@@ -367,6 +371,8 @@ async def post_credit_note(
             invoice_id,
             issue_date=issue_date or utcnow().date(),
             new_id=accounts.new_id,
+            lines=body.lines if body else None,
+            amount=body.amount if body else None,
         )
     async with units_of(request)() as uow:
         return invoice_out(await accounts.get_invoice(uow.session, principal.tenant, credit.id), with_lines=True)

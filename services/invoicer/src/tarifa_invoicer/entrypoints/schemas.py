@@ -242,3 +242,12 @@ class EmailIn(BaseModel):
 class EmailOut(BaseModel):
     sent_to: list[str]
     attachments: list[str]
+
+
+class CreditIn(BaseModel):
+    """What a credit note credits: nothing given is the whole invoice."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lines": [2, 3]}, {"amount": "12.50"}]})
+
+    lines: list[int] | None = Field(default=None, description="line numbers of the invoice (1 = first), each once")
+    amount: Decimal | None = Field(default=None, gt=0, description="a net amount, spread over the VAT categories")

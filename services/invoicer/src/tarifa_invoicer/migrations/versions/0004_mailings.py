@@ -1,4 +1,4 @@
-"""Invoices e-mailed automatically after issue: the tenant's and customers' setting, one mailing per invoice.
+"""Invoices e-mailed automatically after issue (one mailing per invoice); the lines a partial credit note credits.
 
 Revision ID: 0004
 Revises: 0003
@@ -21,6 +21,8 @@ def upgrade() -> None:
         table.add_column(sa.Column("auto_email", sa.String(length=20), nullable=False, server_default="off"))
     with op.batch_alter_table("invoicer_customer") as table:
         table.add_column(sa.Column("auto_email", sa.String(length=20), nullable=False, server_default="tenant"))
+    with op.batch_alter_table("invoicer_invoice") as table:
+        table.add_column(sa.Column("credited_lines", sa.Text(), nullable=True))
     op.create_table(
         "invoicer_mailing",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -42,6 +44,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("invoicer_mailing")
+    with op.batch_alter_table("invoicer_invoice") as table:
+        table.drop_column("credited_lines")
     with op.batch_alter_table("invoicer_customer") as table:
         table.drop_column("auto_email")
     with op.batch_alter_table("invoicer_billing_profile") as table:
