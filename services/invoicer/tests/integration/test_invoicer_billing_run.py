@@ -782,3 +782,33 @@ async def test_partial_credit_notes_credit_lines_once_or_an_amount_spread_over_v
         assert "RFF+IV:F-000001'" in rows[number].edifact
         assert edifact_checker.errors(rows[number].edifact) == [], number
     assert sum((rows[n].net for n in ("CN-000001", "CN-000002", "CN-000003")), Decimal(0)) == invoice.net
+
+
+async def test_a_customer_with_its_own_key_gets_pushes_signed_with_it_and_the_key_is_never_shown(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+    from pydantic import SecretStr
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.entrypoints.api import customer_out
+
+    own_key = "a-customer-key-of-at-least-32-characters"
+    settings = InvoicerSettings(database_url="sqlite+aiosqlite://", edi_signing_secret="the-service-key")
+    async with running(ErpEndpoint(secret=own_key)) as erp:
+        async with units() as uow:
+            keyed = await accounts.create_customer(
+                uow.session,
+                TENANT,
+                customer("Keyed", delivery_endpoint=erp.url, edi_signing_key=SecretStr(own_key)),
+            )
+            shown = customer_out(keyed)
+        await add_contract(units, keyed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            assert await deliver_pending(units, settings, client) == 1
+    (invoice,) = await invoices(units)
+    assert erp.received == {invoice.id: invoice.ubl.encode()}
+    assert (shown.edi_signing_key, shown.edi_signing_key_set) == (None, True)
+    assert own_key not in shown.model_dump_json()

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from pydantic import SecretStr
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,6 +73,8 @@ async def create_customer(session: AsyncSession, tenant: str, values: dict[str, 
         buyer_endpoint(values.get("peppol_id"), values.get("gln"), emails)
     if EdiFormat(values["edi_format"]) is EdiFormat.EDIFACT and not values.get("gln"):
         raise InvalidInput("gln", "EANCOM INVOIC addresses parties by GLN: give the customer's GLN")
+    key = values.get("edi_signing_key")
+    values = {**values, "edi_signing_key": key.get_secret_value() if isinstance(key, SecretStr) else key}
     customer = Customer(id=new_id(), tenant=tenant, created_at=utcnow(), **{**values, "emails": json.dumps(emails)})
     session.add(customer)
     return customer

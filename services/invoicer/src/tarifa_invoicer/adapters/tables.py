@@ -91,6 +91,7 @@ class Customer(SQLModel, table=True):
     peppol_id: str | None = Field(default=None, max_length=100)
     delivery_endpoint: str | None = Field(default=None, max_length=500)
     auto_email: str = Field(default="tenant", max_length=20, description="tenant, off, pdf or pdf_and_edi")
+    edi_signing_key: str | None = Field(default=None, max_length=200, description="HMAC key of its EDI pushes")
     created_at: datetime = _when()
 
 

@@ -51,7 +51,10 @@ def invoice_out(row: InvoiceRow, with_lines: bool = False) -> schemas.InvoiceOut
 
 
 def customer_out(row: Any) -> schemas.CustomerOut:
-    return schemas.CustomerOut.model_validate({**row.model_dump(), "emails": json.loads(row.emails)})
+    values = row.model_dump(exclude={"edi_signing_key"})  # write-only: the key never leaves the service
+    return schemas.CustomerOut.model_validate(
+        {**values, "emails": json.loads(row.emails), "edi_signing_key_set": bool(row.edi_signing_key)}
+    )
 
 
 router = APIRouter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tarifa_common.contracts import ContractStatus
 from tarifa_invoicer.domain.accounts import AutoEmail, EdiFormat
@@ -101,11 +101,17 @@ class CustomerIn(BaseModel):
         default=AutoEmail.TENANT,
         description="e-mail its invoices when issued: tenant (follow the billing profile), off, pdf or pdf_and_edi",
     )
+    edi_signing_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC-SHA256 key of this customer's EDI pushes (write-only); the service's key if not given",
+    )
 
 
 class CustomerOut(CustomerIn):
     id: str
     created_at: datetime
+    edi_signing_key_set: bool = Field(default=False, description="whether the customer has its own EDI key")
 
 
 class ContractIn(BaseModel):

@@ -1,4 +1,4 @@
-"""Invoices e-mailed automatically after issue (one mailing per invoice); the lines a partial credit note credits.
+"""E-mail after issue (one mailing per invoice), the lines a partial credit note credits, customers' EDI keys.
 
 Revision ID: 0004
 Revises: 0003
@@ -21,6 +21,7 @@ def upgrade() -> None:
         table.add_column(sa.Column("auto_email", sa.String(length=20), nullable=False, server_default="off"))
     with op.batch_alter_table("invoicer_customer") as table:
         table.add_column(sa.Column("auto_email", sa.String(length=20), nullable=False, server_default="tenant"))
+        table.add_column(sa.Column("edi_signing_key", sa.String(length=200), nullable=True))
     with op.batch_alter_table("invoicer_invoice") as table:
         table.add_column(sa.Column("credited_lines", sa.Text(), nullable=True))
     op.create_table(
@@ -47,6 +48,7 @@ def downgrade() -> None:
     with op.batch_alter_table("invoicer_invoice") as table:
         table.drop_column("credited_lines")
     with op.batch_alter_table("invoicer_customer") as table:
+        table.drop_column("edi_signing_key")
         table.drop_column("auto_email")
     with op.batch_alter_table("invoicer_billing_profile") as table:
         table.drop_column("auto_email")
