@@ -248,6 +248,14 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
         contracts.ContractStatus.BLOCKED_MANUALLY,
     ]
 
+    credit_url = f"/v1/invoices/{invoice['id']}/credit-note?issue_date=2026-11-03"
+    too_much = await api.post(credit_url, headers=admin, json={"amount": "11.46"})
+    assert (too_much.status_code, too_much.json()["errors"][0]["field"]) == (422, "amount")
+    partial = await api.post(credit_url, headers=admin, json={"amount": "1.45"})
+    assert partial.status_code == 201, partial.text
+    assert (partial.json()["number"], partial.json()["net"], partial.json()["total"]) == ("CN-000001", "1.45", "1.74")
+    assert (await api.post(credit_url, headers=admin)).status_code == 409  # in full: no longer, part is credited
+
 
 async def test_the_api_says_what_to_fix(service: tuple[httpx.AsyncClient, object]) -> None:
     api, _ = service
