@@ -506,6 +506,8 @@ async def credit_invoice(
             done = [n for c in earlier for n in c.credited_lines]
             credited = lines_to_credit(original.lines, lines, done)
             credited_lines = tuple(sorted(lines))
+            if compute_totals(credited).net <= 0:
+                raise InvalidInput("lines", "these lines add up to nothing to credit (an allowance alone, say)")
             if compute_totals(credited).net + credited_so_far > original.net:
                 raise InvalidInput("lines", f"these lines would credit more than the net of {original.number}")
         else:
