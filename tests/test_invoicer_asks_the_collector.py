@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from tarifa_common import auth
 from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.service import discover
 from tarifa_common.testing import eventually, unique
+from tarifa_invoicer.adapters.collector import HttpWatermarks
+from tarifa_invoicer.domain.checks import WatermarkUnavailable
 
 pytestmark = pytest.mark.broker
 SECRET = "a-cross-service-secret-long-enough-for-hs256"
@@ -189,6 +192,14 @@ async def test_a_period_is_held_until_every_source_delivered_and_an_unreachable_
         assert (issued["status"], issued["issued"], source_findings(issued)) == ("finished", 1, {})
         (invoice,) = (await billing.get("/v1/invoices", headers=admin)).json()
         assert (invoice["number"], invoice["total"]) == ("F-000001", "12.00")
+
+        other_secret = HttpWatermarks(collector.url, "another-secret-than-the-collector-has-000")
+        with pytest.raises(WatermarkUnavailable, match=r"refused the invoicer's token \(HTTP 401\)"):
+            await other_secret.sources(tenant, datetime(2026, 11, 1, tzinfo=UTC))
+
+        other_secret = HttpWatermarks(collector.url, "another-secret-than-the-collector-has-000")
+        with pytest.raises(WatermarkUnavailable, match=r"refused the invoicer's token \(HTTP 401\)"):
+            await other_secret.sources(tenant, datetime(2026, 11, 1, tzinfo=UTC))
 
         await collector.stop()
         unreachable = await run_to_end(billing, tenant, "2026-11")
