@@ -8,7 +8,7 @@ from tarifa_common.kafka import Subscription
 from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import delivery, runs, tables  # noqa: F401 - registers the tables on SQLModel's metadata
+from tarifa_invoicer.adapters import delivery, mailing, runs, tables  # noqa: F401 - registers the tables on SQLModel's metadata
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.config import InvoicerSettings
 
@@ -31,5 +31,5 @@ def bootstrap(settings: InvoicerSettings) -> ServiceRuntime:
         settings,
         migrations=MIGRATIONS,
         subscriptions=subscriptions(),
-        background=[delivery.delivery_loop, runs.billing_scheduler],
+        background=[delivery.delivery_loop, mailing.mailing_loop, runs.billing_scheduler],
     )

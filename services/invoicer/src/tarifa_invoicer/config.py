@@ -27,6 +27,16 @@ class InvoicerSettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    collector_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="the collector's API, asked before a period is closed whether every source has delivered",
+    )
+    collector_timeout_seconds: float = Field(default=10.0, gt=0)
+    email_poll_seconds: float = Field(default=2.0, gt=0, description="how often e-mails of issued invoices are sent")
+    email_max_attempts: int = Field(default=5, ge=1, description="passes before an invoice e-mail is marked failed")
+    email_uncertain_after_seconds: float = Field(
+        default=300, gt=0, description="an e-mail claimed this long ago and not settled is `uncertain`, not re-sent"
+    )
     auto_bill_day: int = Field(
         default=0, ge=0, le=28, description="day of the month to bill the month before automatically; 0 = off"
     )

@@ -15,8 +15,25 @@ from tarifa_common import contracts, topics
 from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
 from tarifa_invoicer.domain import edifact, ubl
-from tarifa_invoicer.domain.accounts import ContractTerms, EdiFormat, check_transition, due_date
-from tarifa_invoicer.domain.checks import SOURCES_TODO, Finding, outlier_customers, silent_contracts, unattributed
+from tarifa_invoicer.domain.accounts import (
+    AutoEmail,
+    ContractTerms,
+    CustomerTerms,
+    EdiFormat,
+    check_transition,
+    due_date,
+    email_after_issue,
+)
+from tarifa_invoicer.domain.checks import (
+    Finding,
+    SourceWatermark,
+    WatermarkUnavailable,
+    collector_unreachable,
+    outlier_customers,
+    silent_contracts,
+    unattributed,
+    undelivered_sources,
+)
 from tarifa_invoicer.domain.documents import Document, Party
 from tarifa_invoicer.domain.invoice import (
     ClassUsage,
@@ -24,9 +41,11 @@ from tarifa_invoicer.domain.invoice import (
     InvoiceKind,
     InvoiceLine,
     Period,
+    amount_to_credit,
     charge_lines,
     compute_totals,
     invoice_number,
+    lines_to_credit,
     usage_lines,
 )
 
@@ -42,6 +61,7 @@ class Seller:
     series: str
     credit_series: str
     time_zone: str
+    auto_email: AutoEmail = AutoEmail.OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,7 @@ class Issued:
     seller: Party
     buyer: Party
     credited_invoice_id: str | None = None
+    credited_lines: tuple[int, ...] = ()  # a partial credit note: the invoice's lines it credits (1 = first)
 
 
 class Store(Protocol):
@@ -109,14 +130,34 @@ class Store(Protocol):
 
     async def save_invoice(self, tenant: str, invoice: Issued, dedupe_key: str, run_id: str | None) -> None: ...
 
+    async def save_invoices(self, tenant: str, invoices: Sequence[tuple[Issued, str]], run_id: str | None) -> None: ...
+
     async def queue_delivery(self, tenant: str, invoice_id: str, endpoint: str, edi_format: str) -> None: ...
 
     async def delivery_target(self, tenant: str, customer_id: str) -> tuple[str, str] | None: ...
 
+    async def queue_mailing(
+        self, tenant: str, invoice_id: str, recipients: Sequence[str], with_edi: str | None
+    ) -> None: ...
+
+    async def customer(self, tenant: str, customer_id: str) -> CustomerTerms: ...
+
     async def invoice(self, tenant: str, invoice_id: str) -> Issued: ...
+
+    async def credits_of(self, tenant: str, invoice_id: str) -> list[Issued]: ...
 
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
+
+
+class Watermarks(Protocol):
+    """The collector's answer to "has every source of the tenant delivered its calls up to `until`?"."""
+
+    url: str
+
+    async def sources(self, tenant: str, until: datetime) -> list[SourceWatermark]:
+        """Every enabled source's watermark; raises `WatermarkUnavailable` when the collector cannot say."""
+        ...
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -278,13 +319,16 @@ async def bill_period(
     chunk: int = 200,
     progress: Progress | None = None,
     new_id: Callable[[], str],
+    watermarks: Watermarks | None = None,
 ) -> RunReport:
     """Bill every contract of `tenant` for `period`: pre-checks, then invoices in chunks.
 
     Each chunk is one transaction that first locks the tenant's number series, so two runs that
     race take turns: numbers stay gap-free (a rolled-back chunk gives its numbers back) and a
     contract already invoiced for the period (by the other run, or an earlier one) is skipped.
-    A dry run issues nothing and numbers nothing; it reports what would be issued.
+    A dry run issues nothing and numbers nothing; it reports what would be issued. Without
+    `watermarks` the sources are not checked (benchmarks, tests of the run itself); the service,
+    the CLI and the scheduler always pass the collector's.
     """
     report = RunReport(period, dry_run)
     async with stores() as store:
@@ -299,8 +343,9 @@ async def bill_period(
     report.findings = silent_contracts([t.id for t in terms if t.line_ids], with_calls)
     if orphans:
         report.findings.append(unattributed(orphans))
-    report.findings.append(SOURCES_TODO)
-    if hold_on_findings and any(f is not SOURCES_TODO for f in report.findings):
+    if watermarks is not None:
+        report.findings += await sources_delivered(watermarks, tenant, cutoff.astimezone(ZoneInfo(seller.time_zone)))
+    if hold_on_findings and report.findings:
         report.held = True
         return report
     current: dict[str, Decimal] = {}
@@ -326,6 +371,26 @@ async def bill_period(
     return report
 
 
+async def sources_delivered(watermarks: Watermarks, tenant: str, until: datetime) -> list[Finding]:
+    """Pre-check: every source delivered its calls up to the period's end; an unreachable collector is a finding."""
+    try:
+        return undelivered_sources(until, await watermarks.sources(tenant, until))
+    except WatermarkUnavailable as error:
+        log.warning("watermark of %s could not be read: %s", tenant, error)
+        return [collector_unreachable(watermarks.url, str(error))]
+
+
+async def queue_email(store: Store, tenant: str, invoice_id: str, customer: CustomerTerms, seller: Seller) -> None:
+    """Queue the e-mail of a just-issued invoice in its transaction, if the customer or tenant asks for one.
+
+    Queued with the invoice, so a re-run (which issues nothing twice) queues nothing twice either;
+    `adapters/mailing.py` sends it once.
+    """
+    target = email_after_issue(customer.auto_email, seller.auto_email, customer.emails, customer.edi_format)
+    if target is not None:
+        await store.queue_mailing(tenant, invoice_id, *target)
+
+
 async def _issue_chunk(
     store: Store,
     tenant: str,
@@ -344,6 +409,8 @@ async def _issue_chunk(
     report.skipped += len(batch) - len(todo)
     invoice_ids: dict[str, str | None] = {contract.id: new_id() for contract in todo}
     usages = await store.take_usage(tenant, invoice_ids, cutoff) if todo else {}
+    issued_now: list[tuple[Issued, str]] = []
+    customers: dict[str, CustomerTerms] = {}
     for contract in todo:
         key = _dedupe_key(contract.id, period)
         invoice_id = str(invoice_ids[contract.id])
@@ -384,33 +451,71 @@ async def _issue_chunk(
             seller=seller.party,
             buyer=contract.customer.party,
         )
-        await store.save_invoice(tenant, issued, key, run_id)
-        store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
-        customer = contract.customer
-        if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
-            await store.queue_delivery(tenant, invoice_id, customer.delivery_endpoint, customer.edi_format.value)
+        issued_now.append((issued, key))
+        customers[issued.id] = contract.customer
         next_number += 1
-        report.issued.append(number)
-        report.net += draft.totals.net
+    # the invoices first: deliveries and e-mails queued below refer to them
+    await store.save_invoices(tenant, issued_now, run_id)
+    for issued, _ in issued_now:
+        customer = customers[issued.id]
+        store.emit(invoice_event(tenant, issued), topics.INVOICE_ISSUED, issued.customer_id)
+        if customer.delivery_endpoint and customer.edi_format is not EdiFormat.NONE:
+            await store.queue_delivery(tenant, issued.id, customer.delivery_endpoint, customer.edi_format.value)
+        await queue_email(store, tenant, issued.id, customer, seller)
+        report.issued.append(issued.number)
+        report.net += issued.net
     await store.set_next_number(tenant, seller.series, next_number)
 
 
 async def credit_invoice(
-    store: Store, tenant: str, invoice_id: str, *, issue_date: date, new_id: Callable[[], str]
+    store: Store,
+    tenant: str,
+    invoice_id: str,
+    *,
+    issue_date: date,
+    new_id: Callable[[], str],
+    lines: Sequence[int] | None = None,
+    amount: Decimal | None = None,
 ) -> Issued:
-    """A credit note for the whole of an issued invoice; the invoice itself never changes.
+    """A credit note referencing an issued invoice, which itself never changes.
 
-    One full credit per invoice (a second one is a conflict): partial corrections are billed as
-    adjustments on the next invoice.
+    In full (neither `lines` nor `amount`), once, and only if nothing was credited before; or
+    partial: some of its lines, each at most once, or a net amount spread over its VAT categories,
+    as long as what is credited in all stays within the invoice's net. The credit-note series is
+    locked first, so two credits of one invoice racing take turns and see each other.
     """
     original = await store.invoice(tenant, invoice_id)
     if original.kind is not InvoiceKind.INVOICE:
         raise InvalidInput("invoice_id", f"{original.number} is a credit note; only invoices are credited")
+    if lines is not None and amount is not None:
+        raise InvalidInput("amount", "credit either lines or an amount, not both")
     seller = await store.seller(tenant)
-    key = f"credit:{original.id}"
-    if await store.already_issued(tenant, [key]):
-        raise Conflict(f"invoice {original.number} has already been credited")
     sequence = await store.lock_series(tenant, seller.credit_series)
+    earlier = await store.credits_of(tenant, original.id)
+    credited_lines: tuple[int, ...] = ()
+    if lines is None and amount is None:
+        if earlier:
+            raise Conflict(
+                f"invoice {original.number} has already been credited ({', '.join(c.number for c in earlier)}); "
+                "credit its remaining lines or an amount"
+            )
+        key, credited = f"credit:{original.id}", original.lines
+    else:
+        credited_so_far = sum((c.net for c in earlier), Decimal("0"))
+        if lines is not None:
+            done = [n for c in earlier for n in c.credited_lines]
+            credited = lines_to_credit(original.lines, lines, done)
+            credited_lines = tuple(sorted(lines))
+            if compute_totals(credited).net <= 0:
+                raise InvalidInput("lines", "these lines add up to nothing to credit (an allowance alone, say)")
+            if compute_totals(credited).net + credited_so_far > original.net:
+                raise InvalidInput("lines", f"these lines would credit more than the net of {original.number}")
+        else:
+            assert amount is not None
+            earlier_lines = [line for c in earlier for line in c.lines]
+            credited = amount_to_credit(original.lines, earlier_lines, amount, original.number)
+        key = f"credit:{original.id}:{len(earlier) + 1}"
+    totals = compute_totals(credited)
     number = invoice_number(seller.credit_series, sequence)
     buyer = original.buyer  # the credit note names the parties as the invoice did
     document = Document(
@@ -423,8 +528,8 @@ async def credit_invoice(
         seller=seller.party,
         buyer=buyer,
         buyer_reference=original.contract_id,
-        lines=original.lines,
-        totals=compute_totals(original.lines),
+        lines=credited,
+        totals=totals,
         credited_number=original.number,
         credited_issue_date=original.issue_date,
     )
@@ -441,20 +546,22 @@ async def credit_invoice(
         issue_date=issue_date,
         due_date=issue_date,
         currency=original.currency,
-        net=original.net,
-        tax=original.tax,
-        total=original.total,
-        lines=original.lines,
+        net=totals.net,
+        tax=totals.tax,
+        total=totals.total,
+        lines=credited,
         ubl=ubl_text,
         edifact=edifact_text,
         seller=seller.party,
         buyer=buyer,
         credited_invoice_id=original.id,
+        credited_lines=credited_lines,
     )
     await store.save_invoice(tenant, credit, key, None)
     await store.set_next_number(tenant, seller.credit_series, sequence + 1)
     target = await store.delivery_target(tenant, original.customer_id)
     if target is not None:
         await store.queue_delivery(tenant, credit.id, *target)
+    await queue_email(store, tenant, credit.id, await store.customer(tenant, original.customer_id), seller)
     store.emit(invoice_event(tenant, credit), topics.INVOICE_ISSUED, credit.customer_id)
     return credit

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from tarifa_common import contracts
+from tarifa_common import contracts, topics
+from tarifa_common.broker import free_port
 from tarifa_common.db import make_engine, migrate, session_factory
-from tarifa_common.errors import Conflict
-from tarifa_common.events import Event
+from tarifa_common.errors import Conflict, InvalidInput
+from tarifa_common.events import Event, utcnow
 from tarifa_common.messaging import OutboxEntry
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
-from tarifa_invoicer.adapters import accounts, runs
+from tarifa_invoicer.adapters import accounts, mailing, runs
 from tarifa_invoicer.adapters.store import SqlStore, store_factory
-from tarifa_invoicer.adapters.tables import InvoiceRow, UsageCall
+from tarifa_invoicer.adapters.tables import InvoiceRow, Mailing, UsageCall
 from tarifa_invoicer.bootstrap import MIGRATIONS
+from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.invoice import Period
 
 TENANT = "acme"
@@ -568,6 +574,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
         url = str(uow.session.bind.url.render_as_string(hide_password=False))
     tarifa = shutil.which("tarifa", path=os.path.dirname(sys.executable))
     assert tarifa is not None
+    collector = f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
     async def run(*extra: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
@@ -581,7 +588,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
             "--issue-date",
             "2026-11-01",
             *extra,
-            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url},
+            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url, "TARIFA_INVOICER_COLLECTOR_URL": collector},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -591,6 +598,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
     code, out, err = await run("--dry-run")
     assert code == 0, err
     assert "would issue 3 invoices, net 30.00" in out
+    assert f"check sources_delivered collector: could not ask the collector at {collector}" in out
     assert "3/3 contracts" in err
     assert await invoices(units) == []
     code, out, err = await run()
@@ -617,3 +625,190 @@ async def test_lines_are_imported_from_a_csv_file_all_or_nothing(
     async with units() as uow:
         assert await SqlStore(uow).contract_of_line(TENANT, "ext-3", None) is None
         assert await SqlStore(uow).contract_of_line(TENANT, None, "ext-2") == contract
+
+
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook
+        self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[attr-defined]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, InvoicerSettings]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, InvoicerSettings(smtp_port=port, email_max_attempts=2)
+    controller.stop()
+
+
+async def mailings(units: UnitOfWorkFactory) -> dict[str, Mailing]:
+    async with units() as uow:
+        return {row.invoice_id: row for row in (await uow.session.exec(select(Mailing))).all()}
+
+
+async def test_invoices_are_emailed_once_after_issue_as_the_customer_or_the_tenant_asks(
+    units: UnitOfWorkFactory, tenant: dict[str, str], smtp: tuple[Mailbox, InvoicerSettings]
+) -> None:
+    box, settings = smtp
+    async with units() as uow:
+        await accounts.save_profile(uow.session, TENANT, {**PROFILE, "auto_email": "pdf"})
+        with_edi = await accounts.create_customer(uow.session, TENANT, customer("Port Sud", auto_email="pdf_and_edi"))
+        silent = await accounts.create_customer(uow.session, TENANT, customer("Quiet Inn", auto_email="off"))
+    follows = await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    edi = await add_contract(units, with_edi.id, [{"description": "S", "amount": Decimal("20")}])
+    await add_contract(units, silent.id, [{"description": "S", "amount": Decimal("30")}])
+    await bill(units)
+    by_contract = {row.contract_id: row for row in await invoices(units)}
+    assert len(by_contract) == 3
+    assert set(await mailings(units)) == {by_contract[follows].id, by_contract[edi].id}
+
+    assert await mailing.send_pending(units, settings) == 2
+    received = {message["Message-ID"]: message for message in box.messages}
+    first = received[f"<{by_contract[follows].id}@tarifa.invalid>"]
+    assert first["To"] == "billing@hotel-du-lac.example"
+    assert [part.get_filename() for part in first.iter_attachments()] == [f"{by_contract[follows].number}.pdf"]
+    second = received[f"<{by_contract[edi].id}@tarifa.invalid>"]
+    attachments = {part.get_filename(): part for part in second.iter_attachments()}
+    assert set(attachments) == {f"{by_contract[edi].number}.pdf", f"{by_contract[edi].number}.xml"}
+    assert attachments[f"{by_contract[edi].number}.xml"].get_content().decode() == by_contract[edi].ubl
+
+    # a later pass (a restarted service) and a repeated run send nothing again
+    assert await mailing.send_pending(units, settings) == 0
+    assert (await bill(units)).issued == []
+    assert await mailing.send_pending(units, settings) == 0
+    assert len(box.messages) == 2
+    assert {row.status for row in (await mailings(units)).values()} == {"sent"}
+
+    async with units() as uow:
+        credit = await handlers.credit_invoice(
+            SqlStore(uow), TENANT, by_contract[follows].id, issue_date=ISSUED_ON, new_id=accounts.new_id
+        )
+    assert await mailing.send_pending(units, settings) == 1
+    assert box.messages[-1]["Subject"].startswith(f"Credit note {credit.number}")
+
+
+async def test_an_email_cut_off_mid_conversation_is_never_resent_and_a_mail_server_away_is_retried_then_alerted(
+    units: UnitOfWorkFactory, tenant: dict[str, str], smtp: tuple[Mailbox, InvoicerSettings]
+) -> None:
+    box, settings = smtp
+    async with units() as uow:
+        await accounts.save_profile(uow.session, TENANT, {**PROFILE, "auto_email": "pdf"})
+    await add_contract(units, tenant["standard"], [{"description": "S", "amount": Decimal("10")}])
+    await add_contract(units, tenant["exempt"], [{"description": "S", "amount": Decimal("10")}])
+    await bill(units)
+    cut_off, away = sorted(await mailings(units))
+    async with units() as uow:  # as a process that died while talking to the server leaves it
+        row = await uow.session.get(Mailing, (await mailings(units))[cut_off].id)
+        assert row is not None
+        row.status, row.attempts, row.claimed_at = "sending", 1, utcnow() - timedelta(minutes=10)
+        uow.session.add(row)
+    down = settings.model_copy(update={"smtp_port": free_port()})
+    assert await mailing.send_pending(units, down) == 0
+    rows = await mailings(units)
+    assert (rows[cut_off].status, rows[away].status, rows[away].attempts) == ("uncertain", "pending", 1)
+    assert "refused or is away" in json.loads(rows[away].log)[0]["outcome"]
+    assert await mailing.send_pending(units, down) == 0
+    assert (await mailings(units))[away].status == "failed"
+    assert await mailing.send_pending(units, settings) == 0
+    assert box.messages == []
+    async with units() as uow:
+        alerted = [
+            json.loads(entry.value)["fingerprint"]
+            for entry in (await uow.session.exec(select(OutboxEntry))).all()
+            if entry.topic == topics.ALERT_EVENTS.name
+        ]
+    assert sorted(alerted) == sorted(
+        [f"invoicer/invoice-email-uncertain/{cut_off}", f"invoicer/invoice-email-failed/{away}"]
+    )
+
+
+async def test_partial_credit_notes_credit_lines_once_or_an_amount_spread_over_vat_and_never_more_than_the_invoice(
+    units: UnitOfWorkFactory, tenant: dict[str, str], ubl_validator, edifact_checker
+) -> None:
+    charges = [
+        {"description": "Subscription", "amount": Decimal("42.00")},
+        {"description": "Router rental", "amount": Decimal("10.00"), "tax_rate": Decimal("10")},
+        {"description": "Handset", "amount": Decimal("33.33"), "recurring": False, "starts_on": date(2026, 10, 3)},
+    ]
+    await add_contract(units, tenant["standard"], charges)
+    await bill(units)
+    (invoice,) = await invoices(units)
+    assert invoice.net == Decimal("85.33")
+
+    async def credit(**what: object) -> handlers.Issued:
+        async with units() as uow:
+            return await handlers.credit_invoice(
+                SqlStore(uow), TENANT, invoice.id, issue_date=date(2026, 11, 5), new_id=accounts.new_id, **what
+            )
+
+    handset = next(n for n, line in enumerate(json.loads(invoice.lines), 1) if line["description"] == "Handset")
+    by_lines = await credit(lines=[handset])
+    assert (by_lines.number, by_lines.net, by_lines.tax, by_lines.credited_lines) == (
+        "CN-000001",
+        Decimal("33.33"),
+        Decimal("6.67"),
+        (handset,),
+    )
+    with pytest.raises(InvalidInput, match="already been credited"):
+        await credit(lines=[handset])
+    with pytest.raises(InvalidInput, match="does not exist"):
+        await credit(lines=[9])
+    # 20.00 of the 52.00 left, in proportion to the bases: 42.00 at 20 % and 10.00 at 10 %
+    by_amount = await credit(amount=Decimal("20.00"))
+    assert sorted((line.tax.rate, line.net) for line in by_amount.lines) == [
+        (Decimal("10"), Decimal("3.85")),
+        (Decimal("20"), Decimal("16.15")),
+    ]
+    assert (by_amount.net, by_amount.tax) == (Decimal("20.00"), Decimal("3.62"))
+    with pytest.raises(InvalidInput, match="more than what remains"):
+        await credit(amount=Decimal("32.01"))
+    with pytest.raises(Conflict, match="credit its remaining lines or an amount"):
+        await credit()
+    rest = await credit(amount=Decimal("32.00"))
+    assert rest.number == "CN-000003"
+    rows = {row.number: row for row in await invoices(units)}
+    assert rows["F-000001"].net == Decimal("85.33")  # the invoice itself never changes
+    for number in ("CN-000001", "CN-000002", "CN-000003"):
+        assert rows[number].credited_invoice_id == invoice.id
+        assert ubl_validator.errors(rows[number].ubl.encode()) == [], number
+        assert "BillingReference" in rows[number].ubl
+        assert f"BGM+381+{number}+9'" in rows[number].edifact
+        assert "RFF+IV:F-000001'" in rows[number].edifact
+        assert edifact_checker.errors(rows[number].edifact) == [], number
+    assert sum((rows[n].net for n in ("CN-000001", "CN-000002", "CN-000003")), Decimal(0)) == invoice.net
+
+
+async def test_a_customer_with_its_own_key_gets_pushes_signed_with_it_and_the_key_is_never_shown(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    import httpx
+    from invoicer_erp_endpoint import ErpEndpoint, running
+    from pydantic import SecretStr
+
+    from tarifa_invoicer.adapters.delivery import deliver_pending
+    from tarifa_invoicer.entrypoints.api import customer_out
+
+    own_key = "a-customer-key-of-at-least-32-characters"
+    settings = InvoicerSettings(database_url="sqlite+aiosqlite://", edi_signing_secret="the-service-key")
+    async with running(ErpEndpoint(secret=own_key)) as erp:
+        async with units() as uow:
+            keyed = await accounts.create_customer(
+                uow.session,
+                TENANT,
+                customer("Keyed", delivery_endpoint=erp.url, edi_signing_key=SecretStr(own_key)),
+            )
+            shown = customer_out(keyed)
+        await add_contract(units, keyed.id, [{"description": "Subscription", "amount": Decimal("10")}])
+        await bill(units)
+        async with httpx.AsyncClient() as client:
+            assert await deliver_pending(units, settings, client) == 1
+    (invoice,) = await invoices(units)
+    assert erp.received == {invoice.id: invoice.ubl.encode()}
+    assert (shown.edi_signing_key, shown.edi_signing_key_set) == (None, True)
+    assert own_key not in shown.model_dump_json()

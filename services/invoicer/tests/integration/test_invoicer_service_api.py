@@ -55,6 +55,7 @@ async def service(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     settings = InvoicerSettings(
         smtp_port=mailbox[1],
+        collector_url=f"http://127.0.0.1:{free_port()}",  # no collector runs here: the run says so
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
         jwt_secret=SECRET,
@@ -192,6 +193,9 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
 
     done = await eventually(finished)
     assert (done["issued"], done["done"], done["total"]) == (1, 1, 1)
+    assert [(c["check"], c["object_id"]) for c in done["checks"] if c["check"] == "sources_delivered"] == [
+        ("sources_delivered", "collector")
+    ]
     (invoice,) = (await api.get("/v1/invoices?period=2026-10", headers=admin)).json()
     # 9.90 + 1.55 of calls = 11.45; 20 % = 2.29
     assert (invoice["number"], invoice["net"], invoice["tax"], invoice["total"]) == (
@@ -243,6 +247,14 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
         contracts.ContractStatus.ACTIVE,
         contracts.ContractStatus.BLOCKED_MANUALLY,
     ]
+
+    credit_url = f"/v1/invoices/{invoice['id']}/credit-note?issue_date=2026-11-03"
+    too_much = await api.post(credit_url, headers=admin, json={"amount": "11.46"})
+    assert (too_much.status_code, too_much.json()["errors"][0]["field"]) == (422, "amount")
+    partial = await api.post(credit_url, headers=admin, json={"amount": "1.45"})
+    assert partial.status_code == 201, partial.text
+    assert (partial.json()["number"], partial.json()["net"], partial.json()["total"]) == ("CN-000001", "1.45", "1.74")
+    assert (await api.post(credit_url, headers=admin)).status_code == 409  # in full: no longer, part is credited
 
 
 async def test_the_api_says_what_to_fix(service: tuple[httpx.AsyncClient, object]) -> None:

@@ -18,6 +18,7 @@ from tarifa_invoicer.domain.invoice import (
     TaxCategory,
     TaxOf,
     TaxTreatment,
+    amount_to_credit,
     charge_lines,
     compute_totals,
     usage_lines,
@@ -159,3 +160,31 @@ def test_totals_equal_net_plus_tax_and_tax_is_within_half_a_cent_per_category(it
     assert totals.net == sum((line.net for line in lines), D("0"))
     for subtotal in totals.subtotals:
         assert abs(subtotal.amount - subtotal.taxable * subtotal.tax.rate / 100) <= D("0.005")
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 10**6), st.sampled_from(["0", "5.5", "10", "20"])), min_size=1, max_size=8),
+    st.integers(1, 10**8),
+)
+def test_a_credited_amount_is_spread_to_the_cent_and_never_over_a_category_base(
+    items: list[tuple[int, str]], cents: int
+) -> None:
+    lines = [InvoiceLine(LineKind.ONE_OFF, "p", D(c) / 100, Tax(TaxCategory.STANDARD, D(rate))) for c, rate in items]
+    net = compute_totals(lines).net
+    amount = min(D(cents) / 100, net)
+    credit = amount_to_credit(lines, [], amount, "F-000001")
+    assert sum((line.net for line in credit), D("0")) == amount
+    base = {s.tax: s.taxable for s in compute_totals(lines).subtotals}
+    for line in credit:
+        assert 0 < line.net <= base[line.tax]
+
+
+def test_a_credit_after_another_only_spreads_over_what_remains() -> None:
+    ten = Tax(TaxCategory.STANDARD, D("10"))
+    lines = [InvoiceLine(LineKind.ONE_OFF, "a", D("30"), STANDARD_20), InvoiceLine(LineKind.ONE_OFF, "b", D("10"), ten)]
+    earlier = [InvoiceLine(LineKind.ONE_OFF, "a", D("30"), STANDARD_20)]
+    (line,) = amount_to_credit(lines, earlier, D("4.00"), "F-000001")
+    assert (line.tax, line.net) == (ten, D("4.00"))
+    with pytest.raises(InvalidInput) as error:
+        amount_to_credit(lines, earlier, D("10.01"), "F-000001")
+    assert error.value.problems[0].field == "amount"

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from pydantic import SecretStr
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,6 +47,8 @@ async def save_profile(session: AsyncSession, tenant: str, values: dict[str, Any
         ZoneInfo(values["time_zone"])
     except (KeyError, ValueError) as error:
         raise InvalidInput("time_zone", f"{values['time_zone']!r} is not an IANA time zone") from error
+    if values.get("auto_email") == "tenant":
+        raise InvalidInput("auto_email", "the billing profile's setting is off, pdf or pdf_and_edi")
     if values["series"] == values["credit_series"]:
         raise InvalidInput("credit_series", "credit notes need their own series, distinct from invoices")
     profile = await session.get(BillingProfile, tenant)
@@ -70,6 +73,8 @@ async def create_customer(session: AsyncSession, tenant: str, values: dict[str, 
         buyer_endpoint(values.get("peppol_id"), values.get("gln"), emails)
     if EdiFormat(values["edi_format"]) is EdiFormat.EDIFACT and not values.get("gln"):
         raise InvalidInput("gln", "EANCOM INVOIC addresses parties by GLN: give the customer's GLN")
+    key = values.get("edi_signing_key")
+    values = {**values, "edi_signing_key": key.get_secret_value() if isinstance(key, SecretStr) else key}
     customer = Customer(id=new_id(), tenant=tenant, created_at=utcnow(), **{**values, "emails": json.dumps(emails)})
     session.add(customer)
     return customer

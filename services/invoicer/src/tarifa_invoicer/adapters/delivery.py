@@ -1,7 +1,8 @@
 """Pushes issued EDI documents to customers' endpoints: signed (HMAC), idempotent, retried, logged.
 
 Each pending delivery is POSTed with the document as body, `Idempotency-Key: <invoice id>` (a
-retry after a lost answer is the same delivery to the receiver) and `X-Tarifa-Signature`. A pass
+retry after a lost answer is the same delivery to the receiver) and `X-Tarifa-Signature`, keyed
+by the customer's own key if it has one, else the service's. A pass
 retries a failing endpoint a few times with tenacity; a delivery that still fails stays pending
 for the next pass until `delivery_max_attempts` passes, then is marked failed and an alert raised.
 """
@@ -21,7 +22,7 @@ from tarifa_common import alerts, topics
 from tarifa_common.events import utcnow
 from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWorkFactory
-from tarifa_invoicer.adapters.tables import Delivery, InvoiceRow
+from tarifa_invoicer.adapters.tables import Customer, Delivery, InvoiceRow
 from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.delivery import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
@@ -70,13 +71,15 @@ async def deliver_pending(
     for delivery in pending:
         async with units() as uow:
             invoice = await uow.session.get(InvoiceRow, delivery.invoice_id)
+            customer = await uow.session.get(Customer, invoice.customer_id) if invoice is not None else None
         if invoice is None:
             continue
+        key = customer.edi_signing_key if customer is not None and customer.edi_signing_key else secret
         body = (invoice.ubl if delivery.edi_format == "ubl" else invoice.edifact).encode(
             "utf-8" if delivery.edi_format == "ubl" else "latin-1", errors="replace"
         )
         try:
-            status = await _post(client, delivery, body, secret)
+            status = await _post(client, delivery, body, key)
             outcome = f"HTTP {status}"
             ok = 200 <= status < 300
         except (httpx.HTTPError, DeliveryRefused) as error:

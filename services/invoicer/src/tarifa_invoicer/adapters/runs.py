@@ -15,6 +15,7 @@ from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters.accounts import new_id
+from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import store_factory
 from tarifa_invoicer.adapters.tables import BillingProfile, BillingRun
 from tarifa_invoicer.config import InvoicerSettings
@@ -66,6 +67,7 @@ async def execute_run(
     hold_on_findings: bool,
     issue_date: date,
     progress: handlers.Progress | None = None,
+    watermarks: handlers.Watermarks | None = None,
 ) -> handlers.RunReport:
     """Run the billing and keep the run row up to date; a failure is recorded on the run, then re-raised."""
 
@@ -85,6 +87,7 @@ async def execute_run(
             run_id=run_id,
             progress=report_progress,
             new_id=new_id,
+            watermarks=watermarks,
         )
     except Exception as error:
         log.exception("billing run %s failed", run_id)
@@ -103,7 +106,9 @@ def previous_month(today: date) -> Period:
     return Period.month(f"{date.fromordinal(first.toordinal() - 1):%Y-%m}")
 
 
-async def bill_closed_periods(units: UnitOfWorkFactory, today: date, bill_day: int) -> list[str]:
+async def bill_closed_periods(
+    units: UnitOfWorkFactory, today: date, bill_day: int, watermarks: handlers.Watermarks | None = None
+) -> list[str]:
     """From `bill_day` of a month on, bill the month before for every tenant with a profile, once.
 
     A tenant whose run for that month already exists (finished, held or failed) is left alone:
@@ -131,7 +136,16 @@ async def bill_closed_periods(units: UnitOfWorkFactory, today: date, bill_day: i
         run_id = await create_run(units, tenant, period, dry_run=False)
         started.append(run_id)
         try:
-            await execute_run(units, run_id, tenant, period, dry_run=False, hold_on_findings=True, issue_date=today)
+            await execute_run(
+                units,
+                run_id,
+                tenant,
+                period,
+                dry_run=False,
+                hold_on_findings=True,
+                issue_date=today,
+                watermarks=watermarks,
+            )
         except Exception:
             log.exception("scheduled billing of %s for %s failed; the run says why", tenant, period.label)
     return started
@@ -143,9 +157,10 @@ async def billing_scheduler(runtime: ServiceRuntime) -> None:
     assert isinstance(settings, InvoicerSettings)
     if not settings.auto_bill_day:
         return
+    watermarks = HttpWatermarks.from_settings(settings)
     while True:
         try:
-            await bill_closed_periods(runtime.units, utcnow().date(), settings.auto_bill_day)
+            await bill_closed_periods(runtime.units, utcnow().date(), settings.auto_bill_day, watermarks)
         except asyncio.CancelledError:
             raise
         except Exception:

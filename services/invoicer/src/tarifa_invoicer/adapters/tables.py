@@ -67,6 +67,7 @@ class BillingProfile(SQLModel, table=True):
     credit_series: str = Field(max_length=20)
     time_zone: str = Field(max_length=64)
     payment_terms_days: int = 30
+    auto_email: str = Field(default="off", max_length=20, description="off, pdf or pdf_and_edi")
 
 
 class Customer(SQLModel, table=True):
@@ -89,6 +90,8 @@ class Customer(SQLModel, table=True):
     gln: str | None = Field(default=None, max_length=13)
     peppol_id: str | None = Field(default=None, max_length=100)
     delivery_endpoint: str | None = Field(default=None, max_length=500)
+    auto_email: str = Field(default="tenant", max_length=20, description="tenant, off, pdf or pdf_and_edi")
+    edi_signing_key: str | None = Field(default=None, max_length=200, description="HMAC key of its EDI pushes")
     created_at: datetime = _when()
 
 
@@ -203,6 +206,9 @@ class InvoiceRow(SQLModel, table=True):
     ubl: str = Field(sa_type=sa.Text)
     edifact: str = Field(sa_type=sa.Text)
     run_id: str | None = Field(default=None, max_length=36)
+    credited_lines: str | None = Field(
+        default=None, sa_type=sa.Text, description="JSON: lines a partial credit credits"
+    )
     created_at: datetime = _when()
 
 
@@ -242,3 +248,26 @@ class Delivery(SQLModel, table=True):
     log: str = Field(sa_type=sa.Text, description="JSON list of attempts: at, outcome")
     created_at: datetime = _when()
     delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Mailing(SQLModel, table=True):
+    """An invoice e-mailed automatically after issue: at most one per invoice, and its outcome.
+
+    `sending` is claimed (committed) before the SMTP conversation, so a restart never sends it
+    again; one left `sending` longer than a conversation can last becomes `uncertain` for a person.
+    """
+
+    __tablename__ = "invoicer_mailing"
+    __table_args__ = (sa.UniqueConstraint("tenant", "invoice_id", name="uq_invoicer_mailing_invoice"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant: str = Field(max_length=100)
+    invoice_id: str = Field(max_length=36)
+    recipients: str = Field(sa_type=sa.Text, description="JSON list of addresses")
+    with_edi: str | None = Field(default=None, max_length=20)
+    status: str = Field(index=True, max_length=20, description="pending, sending, sent, failed or uncertain")
+    attempts: int = 0
+    log: str = Field(sa_type=sa.Text, description="JSON list of attempts: at, outcome")
+    created_at: datetime = _when()
+    claimed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    sent_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -49,6 +49,30 @@ def check_emails(emails: list[str]) -> list[str]:
     return emails
 
 
+class AutoEmail(StrEnum):
+    """Whether an invoice is e-mailed when it is issued: set on the tenant, overridden per customer."""
+
+    TENANT = "tenant"  # the customer follows the tenant's setting (a customer's default)
+    OFF = "off"
+    PDF = "pdf"
+    PDF_AND_EDI = "pdf_and_edi"  # the PDF and the customer's EDI document (UBL or EDIFACT)
+
+
+def email_after_issue(
+    customer_choice: AutoEmail, tenant_choice: AutoEmail, emails: tuple[str, ...], edi_format: EdiFormat
+) -> tuple[tuple[str, ...], str | None] | None:
+    """To whom an issued invoice is e-mailed and which EDI document goes with the PDF; None: not e-mailed.
+
+    A customer without an address gets no e-mail (its invoice is still downloadable); EDI is only
+    attached in the format the customer's system reads, none if it has no EDI format.
+    """
+    choice = tenant_choice if customer_choice is AutoEmail.TENANT else customer_choice
+    if choice in (AutoEmail.OFF, AutoEmail.TENANT) or not emails:
+        return None
+    with_edi = edi_format.value if choice is AutoEmail.PDF_AND_EDI and edi_format is not EdiFormat.NONE else None
+    return emails, with_edi
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerTerms:
     """What billing needs of a customer."""
@@ -61,6 +85,8 @@ class CustomerTerms:
     party: Party
     edi_format: EdiFormat
     delivery_endpoint: str | None = None
+    emails: tuple[str, ...] = ()
+    auto_email: AutoEmail = AutoEmail.TENANT
 
 
 def buyer_endpoint(peppol_id: str | None, gln: str | None, emails: list[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 OUTLIER_FACTOR = Decimal(3)
@@ -57,8 +58,50 @@ def unattributed(count: int) -> Finding:
     )
 
 
-SOURCES_TODO = Finding(
-    "sources_delivered",
-    "collector",
-    "not checked yet: the collector's watermark API is not available to the invoicer (documented TODO)",
-)
+@dataclass(frozen=True, slots=True)
+class SourceWatermark:
+    """What the collector says of one source: has it delivered every call that started before `until`?"""
+
+    source_id: str
+    reached: bool
+    last_call_start: datetime | None
+    last_record_at: datetime | None
+
+
+class WatermarkUnavailable(Exception):
+    """The collector could not say whether the sources have delivered (down, refused, wrong answer)."""
+
+
+def undelivered_sources(until: datetime, sources: Sequence[SourceWatermark]) -> list[Finding]:
+    """A source that has not delivered up to the period's end may still hold calls in its PBX's buffer.
+
+    Billing then would leave those calls for the next period (or lose them for a contract that
+    ends): the seed's first rule is that collection never silently stops, so the run says which
+    source is behind and since when.
+    """
+    return [
+        Finding(
+            "sources_delivered",
+            source.source_id,
+            f"the source has not delivered its calls up to {until.isoformat()} (last call started "
+            f"{_moment(source.last_call_start)}, last record received {_moment(source.last_record_at)}): "
+            "check its link on the collector (GET /v1/sources/{id}) or wait for it, then bill again",
+        )
+        for source in sources
+        if not source.reached
+    ]
+
+
+def collector_unreachable(url: str, reason: str) -> Finding:
+    """The watermark could not be read: that is a finding too, never a crash of the run."""
+    return Finding(
+        "sources_delivered",
+        "collector",
+        f"could not ask the collector at {url} whether every source has delivered ({reason}): start it or set "
+        "TARIFA_INVOICER_COLLECTOR_URL (and the same TARIFA_JWT_SECRET on both), then bill again; bill without "
+        "hold_on_findings only if you know every source has delivered",
+    )
+
+
+def _moment(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else "never"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 from tarifa_invoicer.domain.documents import Document, Party
 from tarifa_invoicer.domain.invoice import InvoiceKind
@@ -47,7 +48,9 @@ def _party_id(party: Party) -> tuple[str, str]:
     return party.endpoint_id[:35], "ZZZ"
 
 
-def _nad(qualifier: str, party: Party) -> list[str]:
+@lru_cache(maxsize=4096)
+def _nad(qualifier: str, party: Party) -> tuple[str, ...]:
+    """NAD (and RFF VA) of a party: the same for every invoice of a run, so written once (parties are frozen)."""
     identifier, agency = _party_id(party)
     segments = [
         _segment(
@@ -65,7 +68,12 @@ def _nad(qualifier: str, party: Party) -> list[str]:
     ]
     if party.vat_id:
         segments.append(_segment("RFF", ("VA", party.vat_id)))
-    return segments
+    return tuple(segments)
+
+
+@lru_cache(maxsize=256)
+def _rate(rate: Decimal) -> str:
+    return f"{rate.normalize():f}"
 
 
 def _description(text: str) -> tuple[str, ...]:
@@ -102,16 +110,16 @@ def render(document: Document, *, prepared_at: str | None = None) -> str:
         body.append(_segment("PAT", "1"))
         body.append(_segment("DTM", ("13", document.due_date.strftime("%Y%m%d"), "102")))
     for index, line in enumerate(document.lines, start=1):
-        body += [
-            _segment("LIN", str(index)),
+        # Written directly rather than through `_segment`: a run writes millions of these, and
+        # only the description can hold a separator (numbers and codes never do).
+        body += (
+            f"LIN+{index}'",
             _segment("IMD", "F", "", _description(line.description)),
-            _segment("QTY", ("47", f"{line.quantity:f}", "C62")),
-            _segment("MOA", ("203", _amount(line.net))),
-            _segment("PRI", ("AAA", _amount(line.unit_price))),
-            _segment(
-                "TAX", "7", "VAT", "", "", ("", "", "", f"{line.tax.rate.normalize():f}"), line.tax.category.value
-            ),
-        ]
+            f"QTY+47:{line.quantity:f}:C62'",
+            f"MOA+203:{line.net:.2f}'",
+            f"PRI+AAA:{line.unit_price:.2f}'",
+            f"TAX+7+VAT+++:::{_rate(line.tax.rate)}+{line.tax.category.value}'",
+        )
     totals = document.totals
     body += [
         _segment("UNS", "S"),

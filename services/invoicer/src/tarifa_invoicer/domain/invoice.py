@@ -288,3 +288,69 @@ class Draft:
 def invoice_number(series: str, sequence: int) -> str:
     """`F2026-000123`: the series then the gap-free sequence, zero-padded so numbers sort."""
     return f"{series}-{sequence:06d}"
+
+
+def lines_to_credit(
+    lines: Sequence[InvoiceLine], numbers: Sequence[int], already_credited: Iterable[int]
+) -> tuple[InvoiceLine, ...]:
+    """The lines of an invoice (numbered from 1, as on the documents) that a partial credit note repeats.
+
+    A line is credited at most once, whole, as issued: a credit of part of a line is an amount.
+    """
+    if not numbers:
+        raise InvalidInput("lines", "name at least one line number to credit")
+    credited = set(already_credited)
+    seen: set[int] = set()
+    for number in numbers:
+        if not 1 <= number <= len(lines):
+            raise InvalidInput("lines", f"line {number} does not exist: the invoice has lines 1 to {len(lines)}")
+        if number in credited:
+            raise InvalidInput("lines", f"line {number} has already been credited")
+        if number in seen:
+            raise InvalidInput("lines", f"line {number} is named twice")
+        seen.add(number)
+    return tuple(lines[number - 1] for number in sorted(numbers))
+
+
+def amount_to_credit(
+    lines: Sequence[InvoiceLine], credited: Sequence[InvoiceLine], amount: Decimal, reference: str
+) -> tuple[InvoiceLine, ...]:
+    """Credit lines for a net `amount` of an invoice, spread over what remains of its VAT categories' bases.
+
+    `credited` are the lines of the invoice's earlier credit notes. Spreading in proportion to
+    each category's remaining base keeps the VAT credited to what was charged and not yet
+    credited (a credit cannot move tax from one rate to another); the cents are allocated by
+    largest remainder, so the lines add up to `amount` exactly.
+    """
+    if amount != to_cents(amount) or amount <= 0:
+        raise InvalidInput("amount", f"a credit is a positive amount in cents, got {amount}")
+    bases: dict[Tax, Decimal] = {}
+    for line in lines:
+        bases[line.tax] = bases.get(line.tax, ZERO) + line.net
+    for line in credited:
+        bases[line.tax] = bases.get(line.tax, ZERO) - line.net
+    remaining = sum((base for base in bases.values() if base > 0), ZERO)
+    if amount > remaining:
+        raise InvalidInput("amount", f"{amount} is more than what remains to credit on {reference} ({remaining})")
+    positive = sorted(
+        ((tax, base) for tax, base in bases.items() if base > 0), key=lambda i: (i[0].category, i[0].rate)
+    )
+    if not positive:
+        raise InvalidInput("amount", f"{reference} has nothing to credit")
+    whole = sum((base for _, base in positive), ZERO)
+    shares = [(tax, amount * base / whole) for tax, base in positive]
+    cents = [(tax, share.quantize(CENT, rounding="ROUND_DOWN"), share) for tax, share in shares]
+    left = int((amount - sum((c for _, c, _ in cents), ZERO)) / CENT)
+    order = sorted(range(len(cents)), key=lambda i: cents[i][2] - cents[i][1], reverse=True)
+    allocated = {i: cents[i][1] + (CENT if rank < left else ZERO) for rank, i in enumerate(order)}
+    several = len(cents) > 1
+    return tuple(
+        InvoiceLine(
+            LineKind.ADJUSTMENT,
+            f"Partial credit of {reference}" + (f" ({tax.rate.normalize():f} % VAT)" if several else ""),
+            allocated[i],
+            tax,
+        )
+        for i, (tax, _, _) in enumerate(cents)
+        if allocated[i] > 0
+    )

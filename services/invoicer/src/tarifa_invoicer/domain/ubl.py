@@ -6,7 +6,9 @@ EN 16931 and Peppol schematrons, which the tests run on every document we produc
 
 from __future__ import annotations
 
+from copy import deepcopy
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -40,7 +42,14 @@ def _amount(parent: etree._Element, name: str, value: Decimal, currency: str) ->
 
 
 def _party(parent: etree._Element, role: str, party: Party) -> None:
-    node = _cac(_cac(parent, role), "Party")
+    parent.append(deepcopy(_party_element(role, party)))
+
+
+@lru_cache(maxsize=4096)
+def _party_element(role: str, party: Party) -> etree._Element:
+    """A party's subtree, built once per party (a run repeats the seller and each customer), copied per document."""
+    holder = etree.Element(f"{{{CAC}}}{role}", nsmap={"cac": CAC, "cbc": CBC})
+    node = _cac(holder, "Party")
     _cbc(node, "EndpointID", party.endpoint_id, schemeID=party.endpoint_scheme)
     if party.gln:
         _cbc(_cac(node, "PartyIdentification"), "ID", party.gln, schemeID="0088")
@@ -55,6 +64,7 @@ def _party(parent: etree._Element, role: str, party: Party) -> None:
         _cbc(tax_scheme, "CompanyID", party.vat_id)
         _cbc(_cac(tax_scheme, "TaxScheme"), "ID", "VAT")
     _cbc(_cac(node, "PartyLegalEntity"), "RegistrationName", party.name)
+    return holder
 
 
 def _nsmap(default: str) -> Any:

@@ -22,8 +22,9 @@ from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import accounts, delivery, mail, pdf, reports, runs
+from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import SqlStore
-from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow
+from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow, Mailing
 from tarifa_invoicer.bootstrap import bootstrap
 from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.accounts import EdiFormat, check_emails
@@ -50,7 +51,10 @@ def invoice_out(row: InvoiceRow, with_lines: bool = False) -> schemas.InvoiceOut
 
 
 def customer_out(row: Any) -> schemas.CustomerOut:
-    return schemas.CustomerOut.model_validate({**row.model_dump(), "emails": json.loads(row.emails)})
+    values = row.model_dump(exclude={"edi_signing_key"})  # write-only: the key never leaves the service
+    return schemas.CustomerOut.model_validate(
+        {**values, "emails": json.loads(row.emails), "edi_signing_key_set": bool(row.edi_signing_key)}
+    )
 
 
 router = APIRouter()
@@ -196,6 +200,8 @@ async def post_run(body: schemas.RunIn, request: Request, principal: Operator) -
     units = units_of(request)
     async with units() as uow:
         await SqlStore(uow).seller(principal.tenant)  # fail now, not in the background, without a profile
+    settings = runtime_of(request).settings
+    assert isinstance(settings, InvoicerSettings)
     run_id = await runs.create_run(units, principal.tenant, period, body.dry_run)
     task = asyncio.create_task(
         _quietly(
@@ -207,6 +213,7 @@ async def post_run(body: schemas.RunIn, request: Request, principal: Operator) -
                 dry_run=body.dry_run,
                 hold_on_findings=body.hold_on_findings,
                 issue_date=body.issue_date or utcnow().date(),
+                watermarks=HttpWatermarks.from_settings(settings),
             )
         )
     )
@@ -306,6 +313,27 @@ async def get_deliveries(invoice_id: str, request: Request, principal: Viewer) -
         return delivery.delivery_rows(list(rows))
 
 
+@router.get(
+    "/invoices/{invoice_id}/emails", tags=["invoices"], summary="The automatic e-mail of the invoice and its log"
+)
+async def get_emails(invoice_id: str, request: Request, principal: Viewer) -> list[dict[str, Any]]:
+    async with units_of(request)() as uow:
+        await accounts.get_invoice(uow.session, principal.tenant, invoice_id)
+        rows = (
+            await uow.session.exec(
+                select(Mailing).where(Mailing.tenant == principal.tenant, Mailing.invoice_id == invoice_id)
+            )
+        ).all()
+        return [
+            {
+                **row.model_dump(exclude={"log", "recipients"}),
+                "recipients": json.loads(row.recipients),
+                "log": json.loads(row.log),
+            }
+            for row in rows
+        ]
+
+
 @router.post(
     "/invoices/{invoice_id}/email", tags=["invoices"], summary="E-mail the PDF (and the EDI document if asked)"
 )
@@ -330,10 +358,14 @@ async def post_email(invoice_id: str, body: schemas.EmailIn, request: Request, p
     "/invoices/{invoice_id}/credit-note",
     tags=["invoices"],
     status_code=status.HTTP_201_CREATED,
-    summary="Credit an issued invoice in full (the invoice itself never changes)",
+    summary="Credit an issued invoice in full, some of its lines or an amount (the invoice itself never changes)",
 )
 async def post_credit_note(
-    invoice_id: str, request: Request, principal: Operator, issue_date: date | None = None
+    invoice_id: str,
+    request: Request,
+    principal: Operator,
+    issue_date: date | None = None,
+    body: schemas.CreditIn | None = None,
 ) -> schemas.InvoiceOut:
     async with units_of(request)() as uow:
         credit = await handlers.credit_invoice(
@@ -342,6 +374,8 @@ async def post_credit_note(
             invoice_id,
             issue_date=issue_date or utcnow().date(),
             new_id=accounts.new_id,
+            lines=body.lines if body else None,
+            amount=body.amount if body else None,
         )
     async with units_of(request)() as uow:
         return invoice_out(await accounts.get_invoice(uow.session, principal.tenant, credit.id), with_lines=True)

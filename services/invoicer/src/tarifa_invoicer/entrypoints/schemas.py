@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tarifa_common.contracts import ContractStatus
-from tarifa_invoicer.domain.accounts import EdiFormat
+from tarifa_invoicer.domain.accounts import AutoEmail, EdiFormat
 from tarifa_invoicer.domain.invoice import TaxTreatment
 
 
@@ -48,6 +48,10 @@ class ProfileIn(BaseModel):
     series: str = Field(default="F", pattern=r"^[A-Za-z0-9]{1,20}$")
     credit_series: str = Field(default="CN", pattern=r"^[A-Za-z0-9]{1,20}$")
     time_zone: str = "UTC"
+    auto_email: AutoEmail = Field(
+        default=AutoEmail.OFF,
+        description="e-mail every invoice when it is issued: off, pdf or pdf_and_edi (customers may override)",
+    )
 
 
 class ProfileOut(ProfileIn):
@@ -93,11 +97,21 @@ class CustomerIn(BaseModel):
     gln: str | None = None
     peppol_id: str | None = Field(default=None, description="scheme:value, e.g. 0088:3012345000017")
     delivery_endpoint: str | None = Field(default=None, description="HTTPS endpoint; null means download only")
+    auto_email: AutoEmail = Field(
+        default=AutoEmail.TENANT,
+        description="e-mail its invoices when issued: tenant (follow the billing profile), off, pdf or pdf_and_edi",
+    )
+    edi_signing_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC-SHA256 key of this customer's EDI pushes (write-only); the service's key if not given",
+    )
 
 
 class CustomerOut(CustomerIn):
     id: str
     created_at: datetime
+    edi_signing_key_set: bool = Field(default=False, description="whether the customer has its own EDI key")
 
 
 class ContractIn(BaseModel):
@@ -234,3 +248,12 @@ class EmailIn(BaseModel):
 class EmailOut(BaseModel):
     sent_to: list[str]
     attachments: list[str]
+
+
+class CreditIn(BaseModel):
+    """What a credit note credits: nothing given is the whole invoice."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lines": [2, 3]}, {"amount": "12.50"}]})
+
+    lines: list[int] | None = Field(default=None, description="line numbers of the invoice (1 = first), each once")
+    amount: Decimal | None = Field(default=None, gt=0, description="a net amount, spread over the VAT categories")
