@@ -124,6 +124,34 @@ def encode(event: Event, key: str | None) -> KafkaRecord:
     return KafkaRecord(key=key.encode() if key is not None else None, value=message.value, headers=headers)
 
 
+def encode_serialised(event: Event, key: str | None, data: bytes) -> KafkaRecord:
+    """`encode` for an event whose data is already serialised (`dumps(event.data)`), for hot paths.
+
+    The same headers and value as `encode` (a test holds the two equal), with the binding's
+    mapping written out: building the SDK's CloudEvent costs more than the rest of a
+    collected CDR's path, and the data is serialised once for the outbox and the archive.
+    """
+    time = event.time.isoformat()
+    if time.endswith("+00:00"):
+        time = time[:-6] + "Z"
+    headers = [
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_specversion", SPECVERSION.encode()),
+        ("ce_time", time.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+        (TENANT_HEADER, event.tenant.encode()),
+    ]
+    if event.subject is not None:
+        headers.append(("ce_subject", event.subject.encode()))
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
+    if event.tracestate:
+        headers.append(("tracestate", event.tracestate.encode()))
+    return KafkaRecord(key=key.encode() if key is not None else None, value=data, headers=headers)
+
+
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], key: bytes | None, value: bytes | None
 ) -> Event:

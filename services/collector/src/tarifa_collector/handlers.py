@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from pydantic_core import to_json
+
 from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
-from tarifa_collector.domain.records import Rejection, SourceContext
+from tarifa_collector.domain.records import PublishableCall, Rejection, SourceContext
 from tarifa_collector.domain.sources import (
     Connection,
     Health,
@@ -26,7 +28,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_common import alerts, topics
 from tarifa_common.contracts import CDR_COLLECTED, CDR_REJECTED, CollectedCdr, RejectedRecord
-from tarifa_common.events import Event, deterministic_id, dumps
+from tarifa_common.events import Event, deterministic_id
 from tarifa_common.unit_of_work import UnitOfWork
 
 SERVICE = "collector"
@@ -62,7 +64,7 @@ class CollectorStore(Protocol):
 
     async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None: ...
 
-    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
+    async def save_calls(self, calls: Sequence[tuple[PublishableCall, str]], collected_at: datetime) -> None:
         """Keep each call with its JSON payload (the event's data, serialised once)."""
         ...
 
@@ -78,7 +80,7 @@ class CollectorStore(Protocol):
         end: datetime,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[CollectedCdr]: ...
+    ) -> list[PublishableCall]: ...
 
 
 @dataclass(slots=True)
@@ -88,11 +90,11 @@ class IngestOutcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    calls: list[CollectedCdr] = field(default_factory=list)
+    calls: list[PublishableCall] = field(default_factory=list)
     rejections: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
 
-def collected_event(call: CollectedCdr) -> Event:
+def collected_event(call: PublishableCall) -> Event:
     """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id."""
     return Event(
         type=CDR_COLLECTED,
@@ -100,7 +102,7 @@ def collected_event(call: CollectedCdr) -> Event:
         tenant=call.tenant,
         subject=call.call_id,
         id=call.record_id,
-        data=call.model_dump(mode="json"),
+        data=call.data,
     )
 
 
@@ -125,17 +127,22 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> list[Event]:
-    events = [collected_event(call) for call in calls]
-    await uow.emit_many([(event, topics.CDR_RAW, call.source_id) for event, call in zip(events, calls, strict=True)])
-    return events
+def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall]) -> list[bytes]:
+    """Emit each call on `cdr.raw`; return each one's data as JSON (serialised once, for the archive too)."""
+    payloads = []
+    for call in calls:
+        # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
+        payload = to_json(call.data)
+        uow.emit(collected_event(call), topics.CDR_RAW, call.source_id, data=payload)
+        payloads.append(payload)
+    return payloads
 
 
 async def _save_and_publish(
-    uow: UnitOfWork, store: CollectorStore, calls: Sequence[CollectedCdr], now: datetime
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[PublishableCall], now: datetime
 ) -> None:
-    events = await _publish(uow, calls)
-    await store.save_calls([(call, dumps(event.data).decode()) for call, event in zip(calls, events, strict=True)], now)
+    payloads = _publish(uow, calls)
+    await store.save_calls([(call, payload.decode()) for call, payload in zip(calls, payloads, strict=True)], now)
 
 
 async def ingest_lines(
@@ -162,7 +169,7 @@ async def ingest_lines(
         for number, fragment in enumerate(incomplete, start=1)
     ]
     archive: list[NewArchiveRecord] = []
-    calls: list[CollectedCdr] = []
+    calls: list[PublishableCall] = []
     if record_format is RecordFormat.AVAYA_SMDR:
         legs: dict[str, smdr.SmdrLeg] = {}
         for number, raw in enumerate(lines, start=1):
@@ -182,8 +189,8 @@ async def ingest_lines(
             parsed = smdr.parse_line(raw_leg.encode(), source)
             if isinstance(parsed, smdr.SmdrLeg) and parsed.record_id not in legs:
                 earlier[parsed.call_id].append(parsed)
-        assembled: dict[str, CollectedCdr] = {
-            call_id: smdr.assemble_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
+        assembled: dict[str, PublishableCall] = {
+            call_id: smdr.publishable_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
         }
         archive = [
             NewArchiveRecord(
@@ -232,7 +239,7 @@ async def ingest_lines(
         ]
         inserted = await store.archive(archive)
         outcome.duplicates += len(archive) - len(inserted)
-        calls = [call for call in parsed_calls.values() if call.record_id in inserted]
+        calls = [PublishableCall.of(call) for call in parsed_calls.values() if call.record_id in inserted]
     await _save_and_publish(uow, store, calls, now)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
@@ -257,7 +264,7 @@ async def ingest_lines(
 
 async def flush_stale_legs(
     uow: UnitOfWork, store: CollectorStore, source: SourceContext, *, received_before: datetime, now: datetime
-) -> list[CollectedCdr]:
+) -> list[PublishableCall]:
     """Publish, as incomplete calls, legs whose last record never came (a PBX restart, a lost line).
 
     Nothing is lost: the legs are billed with what we have, marked `complete: false`.
@@ -269,7 +276,7 @@ async def flush_stale_legs(
             groups[parsed.call_id].append(parsed)
     calls = []
     for legs in groups.values():
-        call = smdr.assemble_call(legs, source, complete=False)
+        call = smdr.publishable_call(legs, source, complete=False)
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
     await _save_and_publish(uow, store, calls, now)
@@ -382,7 +389,7 @@ async def replay_calls(
     Returns how many went out and where the next page starts (None when done).
     """
     calls = await store.calls_between(tenant, source_id, start, end, after, limit)
-    await _publish(uow, calls)
+    _publish(uow, calls)
     if len(calls) < limit:
         return len(calls), None
     return len(calls), (calls[-1].started_at, calls[-1].record_id)
