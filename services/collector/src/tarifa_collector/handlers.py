@@ -17,6 +17,7 @@ from typing import Protocol
 from pydantic_core import to_json
 
 from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
+from tarifa_collector.domain.numbering import NumberingPlan, fill_e164
 from tarifa_collector.domain.records import PublishableCall, Rejection, SourceContext
 from tarifa_collector.domain.sources import (
     Connection,
@@ -127,10 +128,15 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall]) -> list[bytes]:
-    """Emit each call on `cdr.raw`; return each one's data as JSON (serialised once, for the archive too)."""
+def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall], numbering: NumberingPlan | None = None) -> list[bytes]:
+    """Emit each call on `cdr.raw`; return each one's data as JSON (serialised once, for the archive too).
+
+    With the source's numbering plan, the calls' numbers get their E.164 form first.
+    """
     payloads = []
     for call in calls:
+        if numbering is not None:
+            fill_e164(call.data, numbering)
         # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
         payload = to_json(call.data)
         uow.emit(collected_event(call), topics.CDR_RAW, call.source_id, data=payload)
@@ -139,9 +145,9 @@ def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall]) -> list[bytes]:
 
 
 async def _save_and_publish(
-    uow: UnitOfWork, store: CollectorStore, calls: Sequence[PublishableCall], now: datetime
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[PublishableCall], now: datetime, source: SourceContext
 ) -> None:
-    payloads = _publish(uow, calls)
+    payloads = _publish(uow, calls, source.numbering)
     await store.save_calls([(call, payload.decode()) for call, payload in zip(calls, payloads, strict=True)], now)
 
 
@@ -240,7 +246,7 @@ async def ingest_lines(
         inserted = await store.archive(archive)
         outcome.duplicates += len(archive) - len(inserted)
         calls = [PublishableCall.of(call) for call in parsed_calls.values() if call.record_id in inserted]
-    await _save_and_publish(uow, store, calls, now)
+    await _save_and_publish(uow, store, calls, now, source)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
     outcome.accepted = len(inserted)
@@ -279,7 +285,7 @@ async def flush_stale_legs(
         call = smdr.publishable_call(legs, source, complete=False)
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
-    await _save_and_publish(uow, store, calls, now)
+    await _save_and_publish(uow, store, calls, now, source)
     return calls
 
 

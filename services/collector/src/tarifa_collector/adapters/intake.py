@@ -23,7 +23,11 @@ _LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 def context_of(tenant: str, source: SourceSettings) -> SourceContext:
     return SourceContext(
-        tenant=tenant, source_id=source.id, source_kind=source.format.value, time_zone=source.time_zone
+        tenant=tenant,
+        source_id=source.id,
+        source_kind=source.format.value,
+        time_zone=source.time_zone,
+        numbering=source.numbering,
     )
 
 

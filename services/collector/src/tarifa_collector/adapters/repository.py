@@ -14,6 +14,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_collector.adapters.tables import ArchivedRecord, CallRow, SourceRow, SourceStateRow
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.records import PublishableCall
 from tarifa_collector.domain.sources import (
@@ -232,7 +233,24 @@ def settings_of(row: SourceRow) -> SourceSettings:
         enabled=row.enabled,
         schedule=row.schedule,
         column_mapping=mapping_from_json(row.column_mapping),
+        numbering=numbering_from_json(row.numbering),
     )
+
+
+def numbering_to_json(plan: NumberingPlan | None) -> str | None:
+    if plan is None:
+        return None
+    values = dataclasses.asdict(plan)
+    values["subscriber_digits"] = list(plan.subscriber_digits)
+    return json.dumps(values)
+
+
+def numbering_from_json(text: str | None) -> NumberingPlan | None:
+    if not text:
+        return None
+    values = json.loads(text)
+    values["subscriber_digits"] = tuple(values["subscriber_digits"])
+    return NumberingPlan(**values)
 
 
 def mapping_to_json(mapping: ColumnMapping | None) -> str | None:
@@ -292,6 +310,7 @@ class SqlSourceRepository:
             enabled=source.enabled,
             schedule=source.schedule,
             column_mapping=mapping_to_json(source.column_mapping),
+            numbering=numbering_to_json(source.numbering),
             created_at=now,
             updated_at=now,
         )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_common.contracts import CollectedCdr
 from tarifa_common.events import TARIFA_NAMESPACE
 
@@ -25,6 +26,7 @@ class SourceContext:
     source_id: str
     source_kind: str
     time_zone: str = "UTC"
+    numbering: NumberingPlan | None = None  # where the PBX is, for E.164 numbers (none: digits only)
 
     @property
     def zone(self) -> ZoneInfo:

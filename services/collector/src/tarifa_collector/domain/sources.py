@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.schedule import normalise
 from tarifa_common.errors import InvalidInput
@@ -60,9 +61,12 @@ class SourceSettings:
     enabled: bool = True
     schedule: str | None = None
     column_mapping: ColumnMapping | None = None
+    numbering: NumberingPlan | None = None
 
     def validate(self) -> None:
         """Refuse a source that could not run, naming the setting to fix."""
+        if self.numbering is not None:
+            self.numbering.validate()
         if not SOURCE_ID.match(self.id):
             raise InvalidInput(
                 "id", "use 1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit"

@@ -25,6 +25,7 @@ from tarifa_collector.adapters.links import skip_header
 from tarifa_collector.adapters.replay import replay
 from tarifa_collector.adapters.repository import SqlSourceRepository, settings_of
 from tarifa_collector.bootstrap import MIGRATIONS
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.sources import AfterImport, RecordFormat, SourceKind, SourceSettings
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import TarifaError
@@ -111,9 +112,21 @@ def commands() -> typer.Typer:
         schedule: Annotated[
             str | None, typer.Option(help="drop_directory: import on a cron schedule, e.g. '0 3 1 * *' (monthly)")
         ] = None,
+        country_code: Annotated[
+            str | None, typer.Option(help="Give calls E.164 numbers: the PBX's country code (55, Brazil's rules)")
+        ] = None,
+        area_code: Annotated[str | None, typer.Option(help="With --country-code: the home area code (DDD)")] = None,
+        outside_line_prefix: Annotated[
+            str, typer.Option(help="With --country-code: what users dial for a line, if the PBX reports it")
+        ] = "",
         data_dir: DataDir = Path(".tarifa"),
     ) -> None:
         """Configure a source; a running collector starts it within seconds."""
+        numbering = None
+        if country_code is not None:
+            numbering = NumberingPlan(
+                country_code=country_code, area_code=area_code, outside_line_prefix=outside_line_prefix
+            )
         settings = SourceSettings(
             id=source_id,
             kind=kind,
@@ -125,6 +138,7 @@ def commands() -> typer.Typer:
             time_zone=time_zone,
             quiet_minutes=quiet_minutes,
             schedule=schedule,
+            numbering=numbering,
         )
 
         async def work(units: UnitOfWorkFactory) -> None:
