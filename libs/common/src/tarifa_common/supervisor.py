@@ -115,6 +115,10 @@ class Supervisor:
                 f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / 'db' / spec.name}.db",
             }
             self.services.append(ManagedService(spec, port, env, self.data_dir / "logs" / f"{spec.name}.log"))
+        # Every service can reach the others' APIs: TARIFA_<NAME>_URL (the collector asks the rater on start).
+        urls = {f"TARIFA_{s.spec.name.upper().replace('-', '_')}_URL": s.url for s in self.services}
+        for service in self.services:
+            service.env.update(urls)
         self._stopping = asyncio.Event()
 
     def request_stop(self) -> None:

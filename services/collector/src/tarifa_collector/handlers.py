@@ -52,6 +52,12 @@ class NewArchiveRecord:
     raw: str
 
 
+class RatingLedger(Protocol):
+    """What the rater has accounted for (adapters.accounting.HttpRatingLedger asks its API)."""
+
+    async def accounted(self, tenant: str, record_ids: Sequence[str]) -> set[str]: ...
+
+
 class CollectorStore(Protocol):
     """What the handlers need of storage (adapters.repository.SqlCollectorStore)."""
 
@@ -399,3 +405,28 @@ async def replay_calls(
     if len(calls) < limit:
         return len(calls), None
     return len(calls), (calls[-1].started_at, calls[-1].record_id)
+
+
+async def republish_unaccounted(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    ledger: RatingLedger,
+    tenant: str,
+    source_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[int, int, tuple[datetime, str] | None]:
+    """Re-publish the calls of one page that the rater has not accounted for (same event ids as before).
+
+    Returns how many calls the page held, how many went out, and where the next page starts
+    (None when done).
+    """
+    calls = await store.calls_between(tenant, source_id, start, end, after, limit)
+    accounted = await ledger.accounted(tenant, [call.record_id for call in calls]) if calls else set()
+    missing = [call for call in calls if call.record_id not in accounted]
+    _publish(uow, missing)
+    following = (calls[-1].started_at, calls[-1].record_id) if len(calls) == limit else None
+    return len(calls), len(missing), following
