@@ -37,6 +37,7 @@ ROW_PARSERS: dict[RecordFormat, Callable[[bytes, SourceContext], CollectedCdr | 
     RecordFormat.ASTERISK_CSV: csv_formats.parse_asterisk,
     RecordFormat.FREESWITCH_CSV: csv_formats.parse_freeswitch,
     RecordFormat.TARIFA_JSON: json_records.parse_json_line,
+    RecordFormat.SUMMIT_CSV: csv_formats.parse_summit,
 }
 INCOMPLETE_REASON = "incomplete record: the connection or file ended before its line end"
 

@@ -24,8 +24,9 @@ from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.lines import LineSplitter
 from tarifa_collector.adapters.repository import settings_of
 from tarifa_collector.config import CollectorSettings
+from tarifa_collector.domain.csv_formats import SUMMIT_HEADER
 from tarifa_collector.domain.schedule import next_run
-from tarifa_collector.domain.sources import AfterImport, Connection, SourceKind, SourceSettings
+from tarifa_collector.domain.sources import AfterImport, Connection, RecordFormat, SourceKind, SourceSettings
 from tarifa_common.events import utcnow
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,10 @@ class SmdrClient:
 
 
 def skip_header(source: SourceSettings, lines: list[bytes]) -> list[bytes]:
-    """An operator CSV file whose mapping says it has a header loses its first line."""
+    """An operator CSV file whose mapping says it has a header loses its first line; a Summit file its header."""
     if source.column_mapping is not None and source.column_mapping.header and lines:
+        return lines[1:]
+    if source.format is RecordFormat.SUMMIT_CSV and lines and lines[0].strip().lstrip(b"\xef\xbb\xbf") == SUMMIT_HEADER:
         return lines[1:]
     return lines
 

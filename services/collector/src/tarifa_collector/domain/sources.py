@@ -29,6 +29,7 @@ class RecordFormat(StrEnum):
     FREESWITCH_CSV = "freeswitch_csv"
     OPERATOR_CSV = "operator_csv"  # any delimited layout, through the source's column mapping
     TARIFA_JSON = "tarifa_json"  # one JSON object per line (POST /v1/cdrs, JSON-lines files)
+    SUMMIT_CSV = "summit_csv"  # Summit Networks CDR files (our definition: docs/collector.md)
 
 
 class AfterImport(StrEnum):
