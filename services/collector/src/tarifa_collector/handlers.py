@@ -300,13 +300,13 @@ def _fingerprint(state: SourceState, condition: str) -> str:
     return f"collector/{condition}/{state.tenant}/{state.source_id}"
 
 
-def _resolve_alerts(uow: UnitOfWork, state: SourceState) -> None:
+def _resolve_alerts(uow: UnitOfWork, state: SourceState, summary: str | None = None) -> None:
     for condition, is_open in (("source-silent", state.silent_alert), ("link-down", state.link_alert)):
         if is_open:
             alert = alerts.AlertResolved(
                 fingerprint=_fingerprint(state, condition),
                 object=alerts.AlertObject(kind="source", id=state.source_id),
-                summary=f"Call records flow again from {state.source_id}",
+                summary=summary or f"Call records flow again from {state.source_id}",
             )
             uow.emit(alerts.resolved(state.tenant, SERVICE, alert), topics.ALERT_EVENTS, key=alert.fingerprint)
     state.silent_alert = state.link_alert = False
@@ -431,3 +431,22 @@ async def republish_unaccounted(
     _publish(uow, missing)
     following = (calls[-1].started_at, calls[-1].record_id) if len(calls) == limit else None
     return len(calls), len(missing), following
+
+
+async def retire_source(
+    uow: UnitOfWork, store: CollectorStore, source: SourceContext, *, smdr_link: bool, now: datetime
+) -> list[PublishableCall]:
+    """Before a source's configuration is deleted: nothing waiting is lost, no alert stays open.
+
+    SMDR legs still waiting for their call's last record are published now as incomplete calls
+    (the watchdog would never see them again); open silence and link alerts are resolved. The
+    archive and the published calls stay: replays and the rater's accounting still find them,
+    and a source re-created with the same id recognises every record it had.
+    """
+    calls: list[PublishableCall] = []
+    if smdr_link:
+        calls = await flush_stale_legs(uow, store, source, received_before=now + timedelta(days=1), now=now)
+    state = await store.state(source.tenant, source.source_id)
+    _resolve_alerts(uow, state, f"Source {source.source_id} was deleted")
+    await store.save_state(state)
+    return calls

@@ -67,6 +67,8 @@ class Intake:
         self, tenant: str, source_id: str, connection: Connection, peer: str | None = None, error: str | None = None
     ) -> None:
         async with self.units() as uow:
+            if await uow.session.get(SourceRow, (tenant, source_id)) is None:
+                return  # deleted meanwhile: its link is stopping, no health to keep
             await handlers.record_connection(
                 SqlCollectorStore(uow.session),
                 tenant,
@@ -76,6 +78,23 @@ class Intake:
                 utcnow(),
                 error[:500] if error else None,
             )
+
+    async def delete_source(self, tenant: str, source_id: str) -> int:
+        """Delete a source's configuration (its archive stays); return how many waiting calls went out first."""
+        async with self.units() as uow:
+            repository = SqlSourceRepository(uow.session)
+            source = settings_of(await repository.get(tenant, source_id))
+            store = SqlCollectorStore(uow.session)
+            calls = await handlers.retire_source(
+                uow,
+                store,
+                context_of(tenant, source),
+                smdr_link=source.kind in (SourceKind.SMDR_LISTENER, SourceKind.SMDR_CLIENT),
+                now=utcnow(),
+            )
+            await repository.delete(tenant, source_id)
+        log.info("source %s/%s deleted (%d waiting calls published first)", tenant, source_id, len(calls))
+        return len(calls)
 
     async def sources(self) -> list[SourceRow]:
         async with self.units() as uow:

@@ -317,6 +317,15 @@ class SqlSourceRepository:
         self.session.add(row)
         return row
 
+    async def delete(self, tenant: str, source_id: str) -> None:
+        """Remove a source's configuration and health; its archive and calls stay."""
+        row = await self.get(tenant, source_id)
+        state = await self.session.get(SourceStateRow, (tenant, source_id))
+        if state is not None:
+            await self.session.delete(state)
+        await self.session.delete(row)
+        await self.session.flush()
+
     async def get(self, tenant: str, source_id: str) -> SourceRow:
         row = await self.session.get(SourceRow, (tenant, source_id))
         if row is None:

@@ -219,6 +219,18 @@ async def update_source(source_id: str, body: SourceUpdate, principal: Operator,
     return _public(row, states.get(source_id))
 
 
+@sources.delete(
+    "/{source_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a source; its archive and calls are kept",
+    description="A running link stops within seconds. SMDR legs still waiting for the rest of their call are "
+    "published first as incomplete calls, open alerts are resolved. Re-creating the same id finds the archive "
+    "again (records seen before stay duplicates). To pause a source instead, PUT it with `enabled: false`.",
+)
+async def delete_source(source_id: str, principal: Operator, intake: IntakeDep) -> None:
+    await intake.delete_source(principal.tenant, source_id)
+
+
 @sources.post(
     "/{source_id}/replays",
     status_code=status.HTTP_202_ACCEPTED,

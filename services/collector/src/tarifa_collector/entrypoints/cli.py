@@ -149,6 +149,48 @@ def commands() -> typer.Typer:
 
         _run(data_dir, work)
 
+    @sources.command("delete")
+    def delete_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to delete")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Delete a source; its archive and calls are kept (re-adding the same id finds them again)."""
+
+        async def work(units: UnitOfWorkFactory) -> None:
+            flushed = await Intake(units).delete_source(tenant, source_id)
+            note = f"; {flushed} waiting call(s) published first" if flushed else ""
+            console.print(f"source [bold]{source_id}[/] deleted, its archive kept{note}")
+
+        _run(data_dir, work)
+
+    def _set_enabled(tenant: str, source_id: str, enabled: bool, data_dir: Path) -> None:
+        async def work(units: UnitOfWorkFactory) -> None:
+            async with units() as uow:
+                row = await SqlSourceRepository(uow.session).get(tenant, source_id)
+                row.enabled, row.updated_at = enabled, utcnow()
+            console.print(f"source [bold]{source_id}[/] {'enabled' if enabled else 'disabled'}")
+
+        _run(data_dir, work)
+
+    @sources.command("disable")
+    def disable_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to pause")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Pause a source: its link stops and the watchdog ignores it; its settings and archive stay."""
+        _set_enabled(tenant, source_id, False, data_dir)
+
+    @sources.command("enable")
+    def enable_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to resume")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Resume a paused source."""
+        _set_enabled(tenant, source_id, True, data_dir)
+
     @app.command("import")
     def import_file(
         tenant: Tenant,
