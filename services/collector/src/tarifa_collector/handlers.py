@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import propagate
 from pydantic_core import to_json
 
 from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
@@ -102,7 +103,7 @@ class IngestOutcome:
     rejections: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
 
-def collected_event(call: PublishableCall) -> Event:
+def collected_event(call: PublishableCall, trace: dict[str, str] | None = None) -> Event:
     """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id."""
     return Event(
         type=CDR_COLLECTED,
@@ -111,6 +112,8 @@ def collected_event(call: PublishableCall) -> Event:
         subject=call.call_id,
         id=call.record_id,
         data=call.data,
+        traceparent=trace.get("traceparent") if trace else None,
+        tracestate=trace.get("tracestate") if trace else None,
     )
 
 
@@ -141,12 +144,14 @@ def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall], numbering: Numbe
     With the source's numbering plan, the calls' numbers get their E.164 form first.
     """
     payloads = []
+    trace: dict[str, str] = {}
+    propagate.inject(trace)  # the batch's trace context, taken once rather than per event
     for call in calls:
         if numbering is not None:
             fill_e164(call.data, numbering)
         # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
         payload = to_json(call.data)
-        uow.emit(collected_event(call), topics.CDR_RAW, call.source_id, data=payload)
+        uow.emit(collected_event(call, trace), topics.CDR_RAW, call.source_id, data=payload)
         payloads.append(payload)
     return payloads
 

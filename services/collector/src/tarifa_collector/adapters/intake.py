@@ -12,6 +12,7 @@ from tarifa_collector.adapters.repository import SqlCollectorStore, SqlSourceRep
 from tarifa_collector.adapters.tables import SourceRow
 from tarifa_collector.domain.records import SourceContext
 from tarifa_collector.domain.sources import Connection, Health, SourceKind, SourceSettings
+from tarifa_common import telemetry
 from tarifa_common.events import utcnow
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 
@@ -47,18 +48,22 @@ class Intake:
         incomplete: Sequence[bytes] = (),
     ) -> handlers.IngestOutcome:
         lock = _LOCKS.setdefault((tenant, source.id), asyncio.Lock())
-        async with lock, self.units() as uow:
-            outcome = await handlers.ingest_lines(
-                uow,
-                SqlCollectorStore(uow.session),
-                context_of(tenant, source),
-                source.format,
-                lines,
-                location=location,
-                now=utcnow(),
-                incomplete=incomplete,
-                mapping=source.column_mapping,
-            )
+        # One span per batch: every event of the batch carries its trace, and the link's work shows in traces.
+        with telemetry.tracer().start_as_current_span(
+            "collector ingest", attributes={"tarifa.source": source.id, "tarifa.records": len(lines)}
+        ):
+            async with lock, self.units() as uow:
+                outcome = await handlers.ingest_lines(
+                    uow,
+                    SqlCollectorStore(uow.session),
+                    context_of(tenant, source),
+                    source.format,
+                    lines,
+                    location=location,
+                    now=utcnow(),
+                    incomplete=incomplete,
+                    mapping=source.column_mapping,
+                )
         if outcome.rejected:
             log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)
         return outcome
