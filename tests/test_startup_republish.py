@@ -25,6 +25,8 @@ from tarifa_common import auth
 from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.contracts import CDR_COLLECTED
 from tarifa_common.events import Event, decode
+from tarifa_common.service import discover
+from tarifa_common.supervisor import Supervisor
 from tarifa_common.testing import eventually, unique
 from tarifa_rater.config import RaterSettings
 from tarifa_rater.entrypoints.api import create_app as create_rater
@@ -177,3 +179,14 @@ async def _count(bootstrap: str, tenant: str, expected: int) -> list[Event]:
     events = await raw_events(bootstrap, tenant)
     assert len(events) >= expected, f"{len(events)} of {expected} calls on cdr.raw"
     return events
+
+
+def test_tarifa_up_tells_the_collector_where_the_rater_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    supervisor = Supervisor(list(discover().values()), data_dir=tmp_path, broker_port=free_port(), port_offset=10)
+    services = {service.spec.name: service for service in supervisor.services}
+    collector_env = services["collector"].env
+    assert collector_env["TARIFA_RATER_URL"] == services["rater"].url == "http://127.0.0.1:8112"
+    for name, value in collector_env.items():
+        if name.startswith("TARIFA_"):
+            monkeypatch.setenv(name, value)
+    assert CollectorSettings().rater_url == "http://127.0.0.1:8112"
