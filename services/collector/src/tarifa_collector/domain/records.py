@@ -52,12 +52,6 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(tzinfo=zone).astimezone(UTC)
 
 
-def iso_utc(moment: datetime) -> str:
-    """An aware UTC datetime as the contract's JSON writes it (`2026-11-02T12:28:41Z`)."""
-    text = moment.replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
 @dataclass(frozen=True, slots=True)
 class PublishableCall:
     """A call ready for `cdr.raw`: what storage and the envelope need, and the event data as JSON values.
@@ -101,10 +95,10 @@ def record_id(source: SourceContext, raw: str) -> str:
     that has already hashed the namespace and the source's prefix: building a `uuid.UUID` per
     record was a quarter of the SMDR parsing time.
     """
-    return source_id_of(source, raw)
+    return source_scoped_id(source, raw)
 
 
-def source_id_of(source: SourceContext, *parts: str) -> str:
+def source_scoped_id(source: SourceContext, *parts: str) -> str:
     """`deterministic_id(tenant, source_id, *parts)` without building a `uuid.UUID` (hot paths)."""
     prefix = _PREFIXES.get((source.tenant, source.source_id))
     if prefix is None:

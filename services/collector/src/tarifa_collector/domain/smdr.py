@@ -30,7 +30,7 @@ from tarifa_collector.domain.records import (
     SourceContext,
     decode_line,
     record_id,
-    source_id_of,
+    source_scoped_id,
 )
 from tarifa_common.contracts import CollectedCdr, Direction, Disposition
 
@@ -294,7 +294,7 @@ def call_data(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool 
         "tenant": source.tenant,
         "source_id": source.source_id,
         "source_kind": SOURCE_KIND,
-        "record_id": source_id_of(source, "smdr-call", first.call_id, *leg_ids),
+        "record_id": source_scoped_id(source, "smdr-call", first.call_id, *leg_ids),
         "call_id": first.call_id,
         "legs": call_legs,
         "started_at": started_at,
