@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tarifa_collector.adapters.tables import ArchivedRecord
 from tarifa_collector.config import CollectorSettings
 from tarifa_collector.entrypoints.api import create_app
+from tarifa_collector.entrypoints.service import tune_garbage_collector
 from tarifa_collector.fake_ipoffice import FakeIpOffice, smdr_line
 from tarifa_common import auth
 from tarifa_common.broker import EmbeddedBroker, free_port
@@ -48,6 +49,7 @@ async def main(records: int) -> None:
             reconcile_seconds=0.2,
             smdr_bind_host="127.0.0.1",
         )
+        tune_garbage_collector(settings)  # what `tarifa serve collector` does for its process
         app = create_app(settings)
         runtime = app.state.runtime
         await runtime.start()
