@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tarifa_common.events import Event, EventDecodeError, decode, deterministic_id, encode, encode_with_sdk
+from tarifa_common.events import (
+    Event,
+    EventDecodeError,
+    decode,
+    deterministic_id,
+    dumps,
+    encode,
+    encode_serialised,
+    encode_with_sdk,
+)
 
 
 def sample_event(**overrides: object) -> Event:
@@ -39,6 +48,25 @@ def test_binary_mode_puts_attributes_in_ce_headers_and_data_in_the_value() -> No
     assert headers["traceparent"] == b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert record.key == b"line-42"
     assert record.value == b'{"amount":"0.123456","seconds":36,"when":"2026-11-01T00:00:00+00:00"}'
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"subject": None},
+        {"traceparent": None},
+        {"tracestate": "vendor=1"},
+        {"time": datetime(2026, 1, 1, 5, 0, 1, 7, tzinfo=UTC)},
+    ],
+)
+def test_the_encoder_for_serialised_data_writes_what_the_sdk_writes(overrides: dict[str, object]) -> None:
+    event = sample_event(**overrides)
+    fast = encode_serialised(event, "line-42", dumps(event.data))
+    sdk = encode(event, "line-42")
+    assert sorted(fast.headers) == sorted(sdk.headers)
+    assert (fast.key, fast.value) == (sdk.key, sdk.value)
+    assert encode_serialised(event, None, dumps(event.data)).key is None
 
 
 def test_decode_reads_back_what_encode_wrote() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from opentelemetry import propagate
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.events import Event, encode, utcnow
+from tarifa_common.events import Event, encode, encode_serialised, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
@@ -82,14 +82,14 @@ async def claim_many(session: AsyncSession, consumer: str, events: Sequence[Even
     return fresh
 
 
-def outbox_row(event: Event, topic: str, key: str | None) -> dict[str, Any]:
-    """The outbox row for `event`, carrying the current trace context."""
+def outbox_row(event: Event, topic: str, key: str | None, data: bytes | None = None) -> dict[str, Any]:
+    """The outbox row for `event`, carrying the current trace context (`data`: its data already serialised)."""
     if not event.traceparent:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier.get("traceparent"):
             event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
-    record = encode(event, key)
+    record = encode(event, key) if data is None else encode_serialised(event, key, data)
     return {
         "topic": topic,
         "event_id": event.id,
@@ -112,7 +112,13 @@ def outbox_rows(items: Sequence[tuple[Event, str, str | None]]) -> list[dict[str
     return [outbox_row(event, topic, key) for event, topic, key in items]
 
 
-def outbox_headers(entry: OutboxEntry) -> list[tuple[str, bytes]]:
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> str: ...
+
+
+def outbox_headers(entry: _HasHeaders) -> list[tuple[str, bytes]]:
+    """The Kafka headers of an outbox row (an `OutboxEntry`, or a row of its columns)."""
     return [(name, value.encode()) for name, value in json.loads(entry.headers)]
 
 

@@ -105,7 +105,8 @@ class Supervisor:
             port = ports[spec.name]
             prefix = spec.settings.env_prefix()
             # Where each other service answers, as `TARIFA_<SERVICE>_<OTHER>_URL` (the notifier's
-            # reports read `TARIFA_NOTIFIER_RATER_URL`); a service without such a field ignores it.
+            # reports read `TARIFA_NOTIFIER_RATER_URL`, the collector's start-up re-publish
+            # `TARIFA_COLLECTOR_RATER_URL`); a service without such a field ignores it.
             peers = {
                 f"{prefix}{other.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{other_port}"
                 for other, other_port in ports.items()

@@ -1,7 +1,12 @@
 """The one place that wires the collector: its runtime, its background tasks, its adapters."""
 
+import logging
 from pathlib import Path
 
+import httpx
+
+from tarifa_collector.adapters import accounting
+from tarifa_collector.adapters.accounting import HttpRatingLedger, wait_for_rater
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.links import SourceRunner, watch_sources
 from tarifa_collector.adapters.replay import republish_recent
@@ -9,6 +14,7 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_common.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
@@ -27,8 +33,27 @@ def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
         rows = await Intake(runtime.units).sources()
         await republish_recent(runtime.units, [(row.tenant, row.id) for row in rows], settings.republish_on_start_hours)
 
+    async def republish_unaccounted(runtime: ServiceRuntime) -> None:
+        if not settings.rater_url:
+            return
+        async with httpx.AsyncClient(base_url=settings.rater_url, timeout=30) as client:
+            if not await wait_for_rater(client):
+                log.warning("the rater at %s never answered; nothing re-published on start", settings.rater_url)
+                return
+            rows = await Intake(runtime.units).sources()
+            ledger = HttpRatingLedger(client, settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+            await accounting.republish_unaccounted(
+                runtime.units,
+                ledger,
+                [(row.tenant, row.id) for row in rows],
+                days=settings.republish_unaccounted_days,
+            )
+
     return ServiceRuntime(
-        settings, migrations=MIGRATIONS, subscriptions=(), background=[run_sources, watchdog, republish]
+        settings,
+        migrations=MIGRATIONS,
+        subscriptions=(),
+        background=[run_sources, watchdog, republish, republish_unaccounted],
     )
 
 

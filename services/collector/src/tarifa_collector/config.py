@@ -37,4 +37,18 @@ class CollectorSettings(ServiceSettings):
         description="on start, re-publish the calls of the last N hours of every source (the embedded broker "
         "forgets its topics on restart; consumers skip what they have by event id). 0: off",
     )
+    rater_url: str = Field(
+        default="",
+        description="the rater's base URL (tarifa up sets it): on start, re-publish the calls it has not accounted for",
+    )
+    republish_unaccounted_days: float = Field(
+        default=62, gt=0, description="how far back the start-up re-publish looks (two billing months)"
+    )
+    gc_young_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="allocations between collections of young objects (Python's default: 700); the SMDR path "
+        "allocates tens of thousands of short-lived objects per batch, and collecting them 700 at a time cost "
+        "a third of its CPU. 0: Python's default",
+    )
     http_max_batch: int = Field(default=5000, ge=1, le=100_000, description="records per POST /v1/cdrs")

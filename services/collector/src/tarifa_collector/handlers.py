@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import propagate
+from pydantic_core import to_json
+
 from tarifa_collector.domain import csv_formats, json_records, operator_csv, smdr
-from tarifa_collector.domain.records import Rejection, SourceContext
+from tarifa_collector.domain.numbering import NumberingPlan, fill_e164
+from tarifa_collector.domain.records import PublishableCall, Rejection, SourceContext
 from tarifa_collector.domain.sources import (
     Connection,
     Health,
@@ -26,7 +30,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_common import alerts, topics
 from tarifa_common.contracts import CDR_COLLECTED, CDR_REJECTED, CollectedCdr, RejectedRecord
-from tarifa_common.events import Event, deterministic_id, dumps
+from tarifa_common.events import Event, deterministic_id
 from tarifa_common.unit_of_work import UnitOfWork
 
 SERVICE = "collector"
@@ -34,6 +38,7 @@ ROW_PARSERS: dict[RecordFormat, Callable[[bytes, SourceContext], CollectedCdr | 
     RecordFormat.ASTERISK_CSV: csv_formats.parse_asterisk,
     RecordFormat.FREESWITCH_CSV: csv_formats.parse_freeswitch,
     RecordFormat.TARIFA_JSON: json_records.parse_json_line,
+    RecordFormat.SUMMIT_CSV: csv_formats.parse_summit,
 }
 INCOMPLETE_REASON = "incomplete record: the connection or file ended before its line end"
 
@@ -49,6 +54,12 @@ class NewArchiveRecord:
     raw: str
 
 
+class RatingLedger(Protocol):
+    """What the rater has accounted for (adapters.accounting.HttpRatingLedger asks its API)."""
+
+    async def accounted(self, tenant: str, record_ids: Sequence[str]) -> set[str]: ...
+
+
 class CollectorStore(Protocol):
     """What the handlers need of storage (adapters.repository.SqlCollectorStore)."""
 
@@ -62,7 +73,7 @@ class CollectorStore(Protocol):
 
     async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None: ...
 
-    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
+    async def save_calls(self, calls: Sequence[tuple[PublishableCall, str]], collected_at: datetime) -> None:
         """Keep each call with its JSON payload (the event's data, serialised once)."""
         ...
 
@@ -78,7 +89,7 @@ class CollectorStore(Protocol):
         end: datetime,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[CollectedCdr]: ...
+    ) -> list[PublishableCall]: ...
 
 
 @dataclass(slots=True)
@@ -88,11 +99,11 @@ class IngestOutcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    calls: list[CollectedCdr] = field(default_factory=list)
+    calls: list[PublishableCall] = field(default_factory=list)
     rejections: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
 
-def collected_event(call: CollectedCdr) -> Event:
+def collected_event(call: PublishableCall, trace: dict[str, str] | None = None) -> Event:
     """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id."""
     return Event(
         type=CDR_COLLECTED,
@@ -100,7 +111,9 @@ def collected_event(call: CollectedCdr) -> Event:
         tenant=call.tenant,
         subject=call.call_id,
         id=call.record_id,
-        data=call.model_dump(mode="json"),
+        data=call.data,
+        traceparent=trace.get("traceparent") if trace else None,
+        tracestate=trace.get("tracestate") if trace else None,
     )
 
 
@@ -125,17 +138,29 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-async def _publish(uow: UnitOfWork, calls: Sequence[CollectedCdr]) -> list[Event]:
-    events = [collected_event(call) for call in calls]
-    await uow.emit_many([(event, topics.CDR_RAW, call.source_id) for event, call in zip(events, calls, strict=True)])
-    return events
+def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall], numbering: NumberingPlan | None = None) -> list[bytes]:
+    """Emit each call on `cdr.raw`; return each one's data as JSON (serialised once, for the archive too).
+
+    With the source's numbering plan, the calls' numbers get their E.164 form first.
+    """
+    payloads = []
+    trace: dict[str, str] = {}
+    propagate.inject(trace)  # the batch's trace context, taken once rather than per event
+    for call in calls:
+        if numbering is not None:
+            fill_e164(call.data, numbering)
+        # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
+        payload = to_json(call.data)
+        uow.emit(collected_event(call, trace), topics.CDR_RAW, call.source_id, data=payload)
+        payloads.append(payload)
+    return payloads
 
 
 async def _save_and_publish(
-    uow: UnitOfWork, store: CollectorStore, calls: Sequence[CollectedCdr], now: datetime
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[PublishableCall], now: datetime, source: SourceContext
 ) -> None:
-    events = await _publish(uow, calls)
-    await store.save_calls([(call, dumps(event.data).decode()) for call, event in zip(calls, events, strict=True)], now)
+    payloads = _publish(uow, calls, source.numbering)
+    await store.save_calls([(call, payload.decode()) for call, payload in zip(calls, payloads, strict=True)], now)
 
 
 async def ingest_lines(
@@ -162,7 +187,7 @@ async def ingest_lines(
         for number, fragment in enumerate(incomplete, start=1)
     ]
     archive: list[NewArchiveRecord] = []
-    calls: list[CollectedCdr] = []
+    calls: list[PublishableCall] = []
     if record_format is RecordFormat.AVAYA_SMDR:
         legs: dict[str, smdr.SmdrLeg] = {}
         for number, raw in enumerate(lines, start=1):
@@ -182,8 +207,8 @@ async def ingest_lines(
             parsed = smdr.parse_line(raw_leg.encode(), source)
             if isinstance(parsed, smdr.SmdrLeg) and parsed.record_id not in legs:
                 earlier[parsed.call_id].append(parsed)
-        assembled: dict[str, CollectedCdr] = {
-            call_id: smdr.assemble_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
+        assembled: dict[str, PublishableCall] = {
+            call_id: smdr.publishable_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
         }
         archive = [
             NewArchiveRecord(
@@ -232,8 +257,8 @@ async def ingest_lines(
         ]
         inserted = await store.archive(archive)
         outcome.duplicates += len(archive) - len(inserted)
-        calls = [call for call in parsed_calls.values() if call.record_id in inserted]
-    await _save_and_publish(uow, store, calls, now)
+        calls = [PublishableCall.of(call) for call in parsed_calls.values() if call.record_id in inserted]
+    await _save_and_publish(uow, store, calls, now, source)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
     outcome.accepted = len(inserted)
@@ -257,7 +282,7 @@ async def ingest_lines(
 
 async def flush_stale_legs(
     uow: UnitOfWork, store: CollectorStore, source: SourceContext, *, received_before: datetime, now: datetime
-) -> list[CollectedCdr]:
+) -> list[PublishableCall]:
     """Publish, as incomplete calls, legs whose last record never came (a PBX restart, a lost line).
 
     Nothing is lost: the legs are billed with what we have, marked `complete: false`.
@@ -269,10 +294,10 @@ async def flush_stale_legs(
             groups[parsed.call_id].append(parsed)
     calls = []
     for legs in groups.values():
-        call = smdr.assemble_call(legs, source, complete=False)
+        call = smdr.publishable_call(legs, source, complete=False)
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
-    await _save_and_publish(uow, store, calls, now)
+    await _save_and_publish(uow, store, calls, now, source)
     return calls
 
 
@@ -280,13 +305,13 @@ def _fingerprint(state: SourceState, condition: str) -> str:
     return f"collector/{condition}/{state.tenant}/{state.source_id}"
 
 
-def _resolve_alerts(uow: UnitOfWork, state: SourceState) -> None:
+def _resolve_alerts(uow: UnitOfWork, state: SourceState, summary: str | None = None) -> None:
     for condition, is_open in (("source-silent", state.silent_alert), ("link-down", state.link_alert)):
         if is_open:
             alert = alerts.AlertResolved(
                 fingerprint=_fingerprint(state, condition),
                 object=alerts.AlertObject(kind="source", id=state.source_id),
-                summary=f"Call records flow again from {state.source_id}",
+                summary=summary or f"Call records flow again from {state.source_id}",
             )
             uow.emit(alerts.resolved(state.tenant, SERVICE, alert), topics.ALERT_EVENTS, key=alert.fingerprint)
     state.silent_alert = state.link_alert = False
@@ -382,7 +407,51 @@ async def replay_calls(
     Returns how many went out and where the next page starts (None when done).
     """
     calls = await store.calls_between(tenant, source_id, start, end, after, limit)
-    await _publish(uow, calls)
+    _publish(uow, calls)
     if len(calls) < limit:
         return len(calls), None
     return len(calls), (calls[-1].started_at, calls[-1].record_id)
+
+
+async def republish_unaccounted(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    ledger: RatingLedger,
+    tenant: str,
+    source_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[int, int, tuple[datetime, str] | None]:
+    """Re-publish the calls of one page that the rater has not accounted for (same event ids as before).
+
+    Returns how many calls the page held, how many went out, and where the next page starts
+    (None when done).
+    """
+    calls = await store.calls_between(tenant, source_id, start, end, after, limit)
+    accounted = await ledger.accounted(tenant, [call.record_id for call in calls]) if calls else set()
+    missing = [call for call in calls if call.record_id not in accounted]
+    _publish(uow, missing)
+    following = (calls[-1].started_at, calls[-1].record_id) if len(calls) == limit else None
+    return len(calls), len(missing), following
+
+
+async def retire_source(
+    uow: UnitOfWork, store: CollectorStore, source: SourceContext, *, smdr_link: bool, now: datetime
+) -> list[PublishableCall]:
+    """Before a source's configuration is deleted: nothing waiting is lost, no alert stays open.
+
+    SMDR legs still waiting for their call's last record are published now as incomplete calls
+    (the watchdog would never see them again); open silence and link alerts are resolved. The
+    archive and the published calls stay: replays and the rater's accounting still find them,
+    and a source re-created with the same id recognises every record it had.
+    """
+    calls: list[PublishableCall] = []
+    if smdr_link:
+        calls = await flush_stale_legs(uow, store, source, received_before=now + timedelta(days=1), now=now)
+    state = await store.state(source.tenant, source.source_id)
+    _resolve_alerts(uow, state, f"Source {source.source_id} was deleted")
+    await store.save_state(state)
+    return calls

@@ -244,3 +244,79 @@ async def test_a_link_that_cannot_run_says_why_in_its_health(sqlite_collector: C
         await eventually(failed)
     finally:
         taken.close()
+
+
+async def test_a_source_with_a_numbering_plan_publishes_e164_numbers(sqlite_collector: Collector) -> None:
+    collector = sqlite_collector
+    plan = {"country_code": "55", "area_code": "11", "outside_line_prefix": "0"}
+    created = await collector.add_source(id="pbx-sp", kind="http", format="avaya_smdr", numbering=plan)
+    assert created["numbering"]["area_code"] == "11"
+    assert created["numbering"]["subscriber_digits"] == [8, 9]
+    outbound = smdr_line(1_000_001, dialled="0987654321")
+    inbound = (
+        b"2026/11/02 10:00:00,00:00:30,5,2133334444@10.0.0.9,I,203,33335000,,0,1000020000,0,"
+        b"E203,Extn203,T9001,Line 1.1,0,0"
+    )
+    answer = await collector.api.post(
+        "/v1/cdrs",
+        params={"source_id": "pbx-sp"},
+        content=outbound + inbound + b"\r\n",
+        headers={**collector.headers("ingest"), "Content-Type": "text/csv"},
+    )
+    assert answer.json()["accepted"] == 2, answer.text
+    calls = {call.direction.value: call for call in await collected(collector, 2)}
+    assert calls["outbound"].called_e164 == "+5511987654321"
+    assert calls["outbound"].caller_e164 is None  # an extension
+    assert calls["inbound"].caller_e164 == "+552133334444"
+    assert calls["inbound"].called_e164 == "+551133335000"
+    bad = await collector.api.put(
+        "/v1/sources/pbx-sp",
+        json={"kind": "http", "format": "avaya_smdr", "numbering": {"area_code": "1"}},
+        headers=collector.headers(),
+    )
+    assert bad.json()["errors"][0]["field"] == "numbering.area_code"
+
+
+async def test_a_deleted_source_stops_publishes_its_waiting_legs_and_keeps_its_archive(
+    sqlite_collector: Collector,
+) -> None:
+    collector = sqlite_collector
+    port = free_port()
+    await collector.add_source(id="pbx-old", kind="smdr_listener", port=port)
+
+    async def listening() -> None:
+        assert (await collector.source("pbx-old"))["health"]["connection"] == "listening"
+
+    await eventually(listening)
+    first_leg = smdr_line(77, continuation=1)  # a transfer whose last record never comes
+    await FakeIpOffice.send_to("127.0.0.1", port, [smdr_line(76), first_leg])
+
+    async def archived() -> None:
+        assert (await collector.source("pbx-old"))["health"]["records_total"] == 2
+
+    await eventually(archived)
+    viewer = await collector.api.delete("/v1/sources/pbx-old", headers=collector.headers("viewer"))
+    assert viewer.status_code == 403
+    deleted = await collector.api.delete("/v1/sources/pbx-old", headers=collector.headers())
+    assert deleted.status_code == 204
+    gone = await collector.api.get("/v1/sources/pbx-old", headers=collector.headers())
+    assert gone.status_code == 404
+    assert (await collector.api.delete("/v1/sources/pbx-old", headers=collector.headers())).status_code == 404
+
+    calls = {call.call_id: call for call in await collected(collector, 2)}
+    assert calls["77"].complete is False  # the waiting leg, billed with what there is
+
+    async def stopped() -> None:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the listener still accepts"
+
+    await eventually(stopped)
+    # Re-created under the same id, the source still knows every record it archived.
+    await collector.add_source(id="pbx-old", kind="http", format="avaya_smdr")
+    again = await collector.api.post(
+        "/v1/cdrs",
+        params={"source_id": "pbx-old"},
+        content=smdr_line(76) + first_leg,
+        headers={**collector.headers("ingest"), "Content-Type": "text/csv"},
+    )
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)

@@ -62,3 +62,35 @@ def test_an_unknown_source_is_named_in_the_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "source 'nope' does not exist" in result.output
+
+
+def test_a_source_is_disabled_enabled_and_deleted_keeping_its_archive(tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = commands()
+    data = ["--tenant", "acme", "--data-dir", str(tmp_path)]
+    added = runner.invoke(
+        app, ["sources", "add", "pbx-sp", "--kind", "http", "--country-code", "55", "--area-code", "11", *data]
+    )
+    assert added.exit_code == 0, added.output
+    cdr_file = tmp_path / "smdr.txt"
+    cdr_file.write_bytes(smdr_line(9001, dialled="987654321"))
+    assert "1 accepted" in runner.invoke(app, ["import", "pbx-sp", str(cdr_file), *data]).output
+
+    def column(query: str) -> list[object]:
+        with sqlite3.connect(tmp_path / "db" / "collector.db") as connection:
+            return [row[0] for row in connection.execute(query)]
+
+    assert '"called_e164":"+5511987654321"' in str(column("SELECT payload FROM collector_call"))
+    assert runner.invoke(app, ["sources", "disable", "pbx-sp", *data]).exit_code == 0
+    assert column("SELECT enabled FROM collector_source") == [0]
+    assert runner.invoke(app, ["sources", "enable", "pbx-sp", *data]).exit_code == 0
+    assert column("SELECT enabled FROM collector_source") == [1]
+    deleted = runner.invoke(app, ["sources", "delete", "pbx-sp", *data])
+    assert deleted.exit_code == 0, deleted.output
+    assert "deleted, its archive kept" in deleted.output
+    assert column("SELECT id FROM collector_source") == []
+    assert len(column("SELECT id FROM collector_archive WHERE source_id = 'pbx-sp'")) == 1
+    assert len(column("SELECT record_id FROM collector_call WHERE source_id = 'pbx-sp'")) == 1
+    again = runner.invoke(app, ["sources", "delete", "pbx-sp", *data])
+    assert again.exit_code == 2
+    assert "source 'pbx-sp' does not exist" in again.output

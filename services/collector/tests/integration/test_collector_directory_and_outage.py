@@ -148,3 +148,34 @@ async def test_a_restarted_collector_republishes_recent_calls_to_a_fresh_broker(
         await client.aclose()
         await runtime.stop()
         await fresh_broker.stop()
+
+
+async def test_a_summit_cdr_file_is_imported_and_deleted_as_the_integration_asks(
+    sqlite_collector: Collector, tmp_path: Path
+) -> None:
+    collector = sqlite_collector
+    drop = tmp_path / "summit"
+    drop.mkdir()
+    sample = Path(__file__).parent.parent / "samples" / "summit-cdr-20261102.csv"
+    (drop / sample.name).write_bytes(sample.read_bytes())
+    await collector.add_source(
+        id="summit",
+        kind="drop_directory",
+        format="summit_csv",
+        directory=str(drop),
+        after_import="delete",
+        time_zone="America/Sao_Paulo",
+    )
+
+    async def imported() -> list[CollectedCdr]:
+        assert not (drop / sample.name).exists()
+        calls = [CollectedCdr.model_validate(e.data) for e in await collector.events(topics.CDR_RAW.name)]
+        assert len(calls) >= 6
+        return calls
+
+    calls = await eventually(imported)
+    assert sorted(call.call_id for call in calls) == [f"sn-7f3a000{n}" for n in range(1, 7)]
+    assert {call.source_kind for call in calls} == {"summit_csv"}
+    assert not (drop / "archive").exists()
+    health = (await collector.source("summit"))["health"]
+    assert (health["records_total"], health["rejects_total"]) == (6, 0)  # the header is no reject

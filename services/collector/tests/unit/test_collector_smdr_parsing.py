@@ -1,13 +1,14 @@
 """IP Office SMDR lines: every release's field count, dates with or without seconds, legs into one billable call."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tarifa_collector.domain.records import MAX_LINE_BYTES, Rejection, SourceContext, record_id
-from tarifa_collector.domain.smdr import SmdrLeg, assemble_call, parse_line
-from tarifa_common.contracts import Direction, Disposition
+from tarifa_collector.domain.smdr import SmdrLeg, assemble_call, call_data, parse_line
+from tarifa_common.contracts import CollectedCdr, Direction, Disposition
 from tarifa_common.events import deterministic_id
 
 SOURCE = SourceContext(tenant="acme", source_id="pbx-hq", source_kind="avaya_smdr", time_zone="America/Sao_Paulo")
@@ -188,3 +189,37 @@ def test_a_real_record_with_one_field_mangled_or_cut_never_raises(cut: int, fiel
 def test_the_fast_record_id_is_the_deterministic_event_id(raw: str, source_id: str) -> None:
     source = SourceContext(tenant="acme", source_id=source_id, source_kind="avaya_smdr")
     assert record_id(source, raw) == deterministic_id("acme", source_id, raw)
+
+
+def test_a_calls_id_is_the_deterministic_id_of_its_legs() -> None:
+    first, second = leg(TRANSFER_FIRST), leg(TRANSFER_SECOND)
+    call = assemble_call([second, first], SOURCE)
+    expected = deterministic_id(
+        "acme", "pbx-hq", "smdr-call", "1000000050", *sorted([first.record_id, second.record_id])
+    )
+    assert call.record_id == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["America/Sao_Paulo", "Europe/Paris", "UTC", "Asia/Kolkata"]),
+    st.integers(min_value=0, max_value=3600),
+    st.integers(min_value=0, max_value=300),
+    st.booleans(),
+)
+def test_the_call_data_is_exactly_what_the_contract_model_writes(
+    zone: str, talk: int, ring: int, transferred: bool
+) -> None:
+    """The hot path builds JSON values by hand: pydantic must read them and write back the same."""
+    source = SourceContext(tenant="acme", source_id="pbx-hq", source_kind="avaya_smdr", time_zone=zone)
+    connected = f"{talk // 3600:02d}:{talk % 3600 // 60:02d}:{talk % 60:02d}"
+    record = OUT_17.replace(b"00:01:04,7,", f"{connected},{ring},".encode())
+    legs = [leg(record)]
+    if transferred:
+        legs = [leg(TRANSFER_FIRST), leg(TRANSFER_SECOND)]
+    data = call_data(legs, source)
+    assert CollectedCdr.model_validate(data).model_dump(mode="json") == data
+    call = CollectedCdr.model_validate(data)
+    first = legs[0] if not transferred else leg(TRANSFER_FIRST)
+    assert call.started_at == first.call_start.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    assert call.ended_at == call.started_at + timedelta(seconds=call.duration_seconds)

@@ -12,6 +12,7 @@ from tarifa_collector.adapters.repository import SqlCollectorStore, SqlSourceRep
 from tarifa_collector.adapters.tables import SourceRow
 from tarifa_collector.domain.records import SourceContext
 from tarifa_collector.domain.sources import Connection, Health, SourceKind, SourceSettings
+from tarifa_common import telemetry
 from tarifa_common.events import utcnow
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 
@@ -23,7 +24,11 @@ _LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 def context_of(tenant: str, source: SourceSettings) -> SourceContext:
     return SourceContext(
-        tenant=tenant, source_id=source.id, source_kind=source.format.value, time_zone=source.time_zone
+        tenant=tenant,
+        source_id=source.id,
+        source_kind=source.format.value,
+        time_zone=source.time_zone,
+        numbering=source.numbering,
     )
 
 
@@ -43,18 +48,22 @@ class Intake:
         incomplete: Sequence[bytes] = (),
     ) -> handlers.IngestOutcome:
         lock = _LOCKS.setdefault((tenant, source.id), asyncio.Lock())
-        async with lock, self.units() as uow:
-            outcome = await handlers.ingest_lines(
-                uow,
-                SqlCollectorStore(uow.session),
-                context_of(tenant, source),
-                source.format,
-                lines,
-                location=location,
-                now=utcnow(),
-                incomplete=incomplete,
-                mapping=source.column_mapping,
-            )
+        # One span per batch: every event of the batch carries its trace, and the link's work shows in traces.
+        with telemetry.tracer().start_as_current_span(
+            "collector ingest", attributes={"tarifa.source": source.id, "tarifa.records": len(lines)}
+        ):
+            async with lock, self.units() as uow:
+                outcome = await handlers.ingest_lines(
+                    uow,
+                    SqlCollectorStore(uow.session),
+                    context_of(tenant, source),
+                    source.format,
+                    lines,
+                    location=location,
+                    now=utcnow(),
+                    incomplete=incomplete,
+                    mapping=source.column_mapping,
+                )
         if outcome.rejected:
             log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)
         return outcome
@@ -63,6 +72,8 @@ class Intake:
         self, tenant: str, source_id: str, connection: Connection, peer: str | None = None, error: str | None = None
     ) -> None:
         async with self.units() as uow:
+            if await uow.session.get(SourceRow, (tenant, source_id)) is None:
+                return  # deleted meanwhile: its link is stopping, no health to keep
             await handlers.record_connection(
                 SqlCollectorStore(uow.session),
                 tenant,
@@ -72,6 +83,23 @@ class Intake:
                 utcnow(),
                 error[:500] if error else None,
             )
+
+    async def delete_source(self, tenant: str, source_id: str) -> int:
+        """Delete a source's configuration (its archive stays); return how many waiting calls went out first."""
+        async with self.units() as uow:
+            repository = SqlSourceRepository(uow.session)
+            source = settings_of(await repository.get(tenant, source_id))
+            store = SqlCollectorStore(uow.session)
+            calls = await handlers.retire_source(
+                uow,
+                store,
+                context_of(tenant, source),
+                smdr_link=source.kind in (SourceKind.SMDR_LISTENER, SourceKind.SMDR_CLIENT),
+                now=utcnow(),
+            )
+            await repository.delete(tenant, source_id)
+        log.info("source %s/%s deleted (%d waiting calls published first)", tenant, source_id, len(calls))
+        return len(calls)
 
     async def sources(self) -> list[SourceRow]:
         async with self.units() as uow:

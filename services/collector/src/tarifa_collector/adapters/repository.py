@@ -14,7 +14,9 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_collector.adapters.tables import ArchivedRecord, CallRow, SourceRow, SourceStateRow
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.operator_csv import ColumnMapping
+from tarifa_collector.domain.records import PublishableCall
 from tarifa_collector.domain.sources import (
     AfterImport,
     Connection,
@@ -24,7 +26,7 @@ from tarifa_collector.domain.sources import (
     SourceState,
 )
 from tarifa_collector.handlers import NewArchiveRecord
-from tarifa_common.contracts import CollectedCdr, Direction
+from tarifa_common.contracts import Direction
 from tarifa_common.errors import Conflict, NotFound
 
 # SQLite allows 32766 bound parameters per statement; PostgreSQL 65535. Chunks stay well below.
@@ -106,7 +108,7 @@ class SqlCollectorStore:
             .values(call_record_id=call_record_id)
         )
 
-    async def save_calls(self, calls: Sequence[tuple[CollectedCdr, str]], collected_at: datetime) -> None:
+    async def save_calls(self, calls: Sequence[tuple[PublishableCall, str]], collected_at: datetime) -> None:
         if calls:
             await (await self.session.connection()).execute(
                 self._insert(CallRow).on_conflict_do_nothing(index_elements=["record_id"]),
@@ -173,8 +175,8 @@ class SqlCollectorStore:
         end: datetime,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[CollectedCdr]:
-        query = select(CallRow.payload).where(
+    ) -> list[PublishableCall]:
+        query = select(CallRow.payload, CallRow.started_at).where(
             CallRow.tenant == tenant,
             CallRow.source_id == source_id,
             col(CallRow.started_at) >= start,
@@ -188,7 +190,20 @@ class SqlCollectorStore:
                 )
             )
         query = query.order_by(col(CallRow.started_at), col(CallRow.record_id)).limit(limit)
-        return [CollectedCdr.model_validate(json.loads(payload)) for payload in (await self.session.exec(query)).all()]
+        calls = []
+        for payload, started_at in (await self.session.exec(query)).all():
+            data = json.loads(payload)
+            calls.append(
+                PublishableCall(
+                    record_id=data["record_id"],
+                    tenant=tenant,
+                    source_id=source_id,
+                    call_id=data["call_id"],
+                    started_at=_aware(started_at) or started_at,
+                    data=data,
+                )
+            )
+        return calls
 
     async def count_calls(self, tenant: str, source_id: str, start: datetime, end: datetime) -> int:
         query = (
@@ -218,7 +233,24 @@ def settings_of(row: SourceRow) -> SourceSettings:
         enabled=row.enabled,
         schedule=row.schedule,
         column_mapping=mapping_from_json(row.column_mapping),
+        numbering=numbering_from_json(row.numbering),
     )
+
+
+def numbering_to_json(plan: NumberingPlan | None) -> str | None:
+    if plan is None:
+        return None
+    values = dataclasses.asdict(plan)
+    values["subscriber_digits"] = list(plan.subscriber_digits)
+    return json.dumps(values)
+
+
+def numbering_from_json(text: str | None) -> NumberingPlan | None:
+    if not text:
+        return None
+    values = json.loads(text)
+    values["subscriber_digits"] = tuple(values["subscriber_digits"])
+    return NumberingPlan(**values)
 
 
 def mapping_to_json(mapping: ColumnMapping | None) -> str | None:
@@ -278,11 +310,21 @@ class SqlSourceRepository:
             enabled=source.enabled,
             schedule=source.schedule,
             column_mapping=mapping_to_json(source.column_mapping),
+            numbering=numbering_to_json(source.numbering),
             created_at=now,
             updated_at=now,
         )
         self.session.add(row)
         return row
+
+    async def delete(self, tenant: str, source_id: str) -> None:
+        """Remove a source's configuration and health; its archive and calls stay."""
+        row = await self.get(tenant, source_id)
+        state = await self.session.get(SourceStateRow, (tenant, source_id))
+        if state is not None:
+            await self.session.delete(state)
+        await self.session.delete(row)
+        await self.session.flush()
 
     async def get(self, tenant: str, source_id: str) -> SourceRow:
         row = await self.session.get(SourceRow, (tenant, source_id))

@@ -26,6 +26,7 @@ class SourceRow(SQLModel, table=True):
     enabled: bool = True
     schedule: str | None = Field(default=None, max_length=100)
     column_mapping: str | None = Field(default=None, sa_type=sa.Text, description="operator_csv: the mapping as JSON")
+    numbering: str | None = Field(default=None, sa_type=sa.Text, description="the numbering plan as JSON")
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 

@@ -1,7 +1,9 @@
-"""Asterisk `cdr_csv` (Master.csv) and FreeSWITCH `mod_cdr_csv` (default template) rows as calls.
+"""Asterisk `cdr_csv` (Master.csv), FreeSWITCH `mod_cdr_csv` (default template) and Summit CDR rows as calls.
 
-Both are CSV with quoted strings, read with the standard `csv` module. Each row is already one
-call (Asterisk and FreeSWITCH write a row per bridged call), so a row is a billable call.
+All are CSV with quoted strings, read with the standard `csv` module. Each row is already one
+call (Asterisk and FreeSWITCH write a row per bridged call; Summit a row per call of a line), so
+a row is a billable call. The Summit Networks format has no public specification: ours is in
+docs/collector.md ("Summit Networks CDR files"), with a sample file in the collector's tests.
 """
 
 from __future__ import annotations
@@ -76,14 +78,36 @@ FREESWITCH_CAUSES = {
 }
 
 
-def _row(raw: bytes) -> tuple[str, list[str]] | Rejection:
+SUMMIT_KIND = "summit_csv"
+SUMMIT_COLUMNS = (
+    "call_id",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "direction",
+    "terminal",
+    "credential",
+    "caller",
+    "called",
+    "disposition",
+    "partition",
+    "cost_centre",
+    "trunk",
+)
+SUMMIT_HEADER = ";".join(SUMMIT_COLUMNS).encode()
+SUMMIT_DIRECTIONS = {"outbound": Direction.OUTBOUND, "inbound": Direction.INBOUND, "internal": Direction.INTERNAL}
+
+
+def _row(raw: bytes, delimiter: str = ",") -> tuple[str, list[str]] | Rejection:
     text = decode_line(raw)
     if isinstance(text, Rejection):
         return text
     if not text.strip():
         return Rejection("empty line", raw)
     try:
-        rows = list(csv.reader([text], strict=True))
+        rows = list(csv.reader([text], delimiter=delimiter, strict=True))
     except csv.Error as error:
         return Rejection(f"not a CSV row: {error}", raw)
     if len(rows) != 1:
@@ -144,7 +168,7 @@ def parse_asterisk(raw: bytes, source: SourceContext) -> CollectedCdr | Rejectio
             f"column 15 (disposition): {row['disposition']!r} is not one of {', '.join(ASTERISK_DISPOSITIONS)}", raw
         )
     direction = _classify(row["src"], row["dst"])
-    return _one_leg_call(
+    return one_leg_call(
         source,
         kind=ASTERISK_KIND,
         text=text,
@@ -190,7 +214,7 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
         disposition = FREESWITCH_CAUSES.get(row["hangup_cause"], Disposition.FAILED)
         if disposition is Disposition.ANSWERED:
             disposition = Disposition.NO_ANSWER
-    return _one_leg_call(
+    return one_leg_call(
         source,
         kind=FREESWITCH_KIND,
         text=text,
@@ -209,7 +233,75 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
     )
 
 
-def _one_leg_call(
+def _e164(number: str) -> str | None:
+    """Summit writes public numbers in E.164 (`+5511987654321`) and extensions as bare digits."""
+    digits = number[1:]
+    return (
+        number if number.startswith("+") and digits.isdigit() and digits.isascii() and 8 <= len(digits) <= 15 else None
+    )
+
+
+def parse_summit(raw: bytes, source: SourceContext) -> CollectedCdr | Rejection:
+    """One row of a Summit Networks CDR file (15 columns or more, `;`-separated) as a call; never raises."""
+    parsed = _row(raw, ";")
+    if isinstance(parsed, Rejection):
+        return parsed
+    text, cells = parsed
+    if len(cells) < len(SUMMIT_COLUMNS):
+        return Rejection(f"row has {len(cells)} columns; a Summit CDR row has at least {len(SUMMIT_COLUMNS)}", raw)
+    row = dict(zip(SUMMIT_COLUMNS, cells, strict=False))
+    if not row["call_id"]:
+        return Rejection("column 1 (call_id): empty; every Summit call has an id", raw)
+    start = _stamp(row["start"])
+    if start is None:
+        return Rejection(f"column 2 (start): {row['start']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    answer = _stamp(row["answer"]) if row["answer"] else None
+    if row["answer"] and answer is None:
+        return Rejection(f"column 3 (answer): {row['answer']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    end = _stamp(row["end"])
+    if end is None:
+        return Rejection(f"column 4 (end): {row['end']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
+    if end < start:
+        return Rejection(f"column 4 (end): {row['end']!r} is before the start", raw)
+    duration, billsec = _count(row["duration"]), _count(row["billsec"])
+    if duration is None:
+        return Rejection(f"column 5 (duration): {row['duration']!r} is not a number of seconds", raw)
+    if billsec is None:
+        return Rejection(f"column 6 (billsec): {row['billsec']!r} is not a number of seconds", raw)
+    if billsec > duration:
+        return Rejection(f"column 6 (billsec): {billsec} is longer than the duration ({duration})", raw)
+    direction = SUMMIT_DIRECTIONS.get(row["direction"])
+    if direction is None:
+        return Rejection(
+            f"column 7 (direction): {row['direction']!r} is not one of {', '.join(SUMMIT_DIRECTIONS)}", raw
+        )
+    disposition = ASTERISK_DISPOSITIONS.get(row["disposition"])
+    if disposition is None:
+        return Rejection(
+            f"column 12 (disposition): {row['disposition']!r} is not one of {', '.join(ASTERISK_DISPOSITIONS)}", raw
+        )
+    call = one_leg_call(
+        source,
+        kind=SUMMIT_KIND,
+        text=text,
+        call_id=row["call_id"],
+        times=(start, answer, end),
+        duration=duration,
+        billsec=billsec,
+        billable=billsec if disposition is Disposition.ANSWERED else 0,
+        direction=direction,
+        disposition=disposition,
+        caller=row["caller"],
+        dialled=row["called"],
+        party=row["called"] if direction is not Direction.INBOUND else row["caller"],
+        trunk=row["trunk"] or None,
+        account_code="",
+        extension=row["credential"] or None,
+    )
+    return call.model_copy(update={"caller_e164": _e164(row["caller"]), "called_e164": _e164(row["called"])})
+
+
+def one_leg_call(
     source: SourceContext,
     *,
     kind: str,
@@ -226,11 +318,13 @@ def _one_leg_call(
     party: str | None,
     trunk: str | None,
     account_code: str,
+    extension: str | None = None,
 ) -> CollectedCdr:
     """A CSV row is one leg and one call: the extension is the caller's, or the called one's if inbound."""
     start, answer, end = times
     zone = source.zone
-    extension = (caller if direction is not Direction.INBOUND else dialled) or None
+    if extension is None:
+        extension = (caller if direction is not Direction.INBOUND else dialled) or None
     started_at, answered_at, ended_at = to_utc(start, zone), to_utc(answer, zone) if answer else None, to_utc(end, zone)
     return CollectedCdr(
         tenant=source.tenant,

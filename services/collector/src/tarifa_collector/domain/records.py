@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from tarifa_collector.domain.numbering import NumberingPlan
+from tarifa_common.contracts import CollectedCdr
 from tarifa_common.events import TARIFA_NAMESPACE
 
 # A CDR line longer than this is not a CDR (the longest IP Office SMDR record is about 600
@@ -23,6 +26,7 @@ class SourceContext:
     source_id: str
     source_kind: str
     time_zone: str = "UTC"
+    numbering: NumberingPlan | None = None  # where the PBX is, for E.164 numbers (none: digits only)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -49,6 +53,34 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishableCall:
+    """A call ready for `cdr.raw`: what storage and the envelope need, and the event data as JSON values.
+
+    `data` is exactly `CollectedCdr.model_dump(mode="json")` (a test holds the SMDR fast path to
+    that); the SMDR hot path builds it without pydantic, which cost more than the rest of the
+    path (docs/collector.md, "Speed").
+    """
+
+    record_id: str
+    tenant: str
+    source_id: str
+    call_id: str
+    started_at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, call: CollectedCdr) -> PublishableCall:
+        return cls(
+            record_id=call.record_id,
+            tenant=call.tenant,
+            source_id=call.source_id,
+            call_id=call.call_id,
+            started_at=call.started_at,
+            data=call.model_dump(mode="json"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A record we could not accept, and why (the reason names the field and the problem)."""
 
@@ -63,21 +95,25 @@ def record_id(source: SourceContext, raw: str) -> str:
     that has already hashed the namespace and the source's prefix: building a `uuid.UUID` per
     record was a quarter of the SMDR parsing time.
     """
+    return source_scoped_id(source, raw)
+
+
+def source_scoped_id(source: SourceContext, *parts: str) -> str:
+    """`deterministic_id(tenant, source_id, *parts)` without building a `uuid.UUID` (hot paths)."""
     prefix = _PREFIXES.get((source.tenant, source.source_id))
     if prefix is None:
         prefix = hashlib.sha1(TARIFA_NAMESPACE.bytes, usedforsecurity=False)
         prefix.update(f"{source.tenant}\x1f{source.source_id}\x1f".encode())
         _PREFIXES[(source.tenant, source.source_id)] = prefix
     digest = prefix.copy()
-    digest.update(raw.encode())
-    value = bytearray(digest.digest()[:16])
-    value[6] = (value[6] & 0x0F) | 0x50  # version 5
-    value[8] = (value[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = value.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    digest.update((parts[0] if len(parts) == 1 else "\x1f".join(parts)).encode())
+    text = digest.hexdigest()
+    # Version 5 in the 13th digit, the RFC 4122 variant in the two top bits of the 17th.
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 _PREFIXES: dict[tuple[str, str], hashlib._Hash] = {}
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def decode_line(raw: bytes) -> str | Rejection:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.schedule import normalise
 from tarifa_common.errors import InvalidInput
@@ -28,6 +29,7 @@ class RecordFormat(StrEnum):
     FREESWITCH_CSV = "freeswitch_csv"
     OPERATOR_CSV = "operator_csv"  # any delimited layout, through the source's column mapping
     TARIFA_JSON = "tarifa_json"  # one JSON object per line (POST /v1/cdrs, JSON-lines files)
+    SUMMIT_CSV = "summit_csv"  # Summit Networks CDR files (our definition: docs/collector.md)
 
 
 class AfterImport(StrEnum):
@@ -60,9 +62,12 @@ class SourceSettings:
     enabled: bool = True
     schedule: str | None = None
     column_mapping: ColumnMapping | None = None
+    numbering: NumberingPlan | None = None
 
     def validate(self) -> None:
         """Refuse a source that could not run, naming the setting to fix."""
+        if self.numbering is not None:
+            self.numbering.validate()
         if not SOURCE_ID.match(self.id):
             raise InvalidInput(
                 "id", "use 1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit"

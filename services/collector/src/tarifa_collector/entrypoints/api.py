@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -12,11 +13,17 @@ from tarifa_collector import __doc__ as summary
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.links import skip_header
 from tarifa_collector.adapters.replay import ReplayJob, ReplayJobs
-from tarifa_collector.adapters.repository import SqlSourceRepository, mapping_to_json, settings_of
+from tarifa_collector.adapters.repository import (
+    SqlSourceRepository,
+    mapping_to_json,
+    numbering_to_json,
+    settings_of,
+)
 from tarifa_collector.adapters.tables import SourceRow, SourceStateRow
 from tarifa_collector.bootstrap import bootstrap
 from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.json_records import canonical_line
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.operator_csv import ColumnMapping
 from tarifa_collector.domain.sources import (
     AfterImport,
@@ -29,6 +36,7 @@ from tarifa_collector.domain.sources import (
 from tarifa_collector.entrypoints.schemas import (
     BatchResult,
     ColumnMappingModel,
+    NumberingModel,
     PostedBatch,
     RecordError,
     ReplayRequest,
@@ -109,6 +117,7 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
         enabled=row.enabled,
         schedule=row.schedule,
         column_mapping=_mapping_model(row),
+        numbering=_numbering_model(row),
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
         health=health,
@@ -128,6 +137,23 @@ def _mapping_model(row: SourceRow) -> ColumnMappingModel | None:
     )
 
 
+def _numbering_model(row: SourceRow) -> NumberingModel | None:
+    plan = settings_of(row).numbering
+    if plan is None:
+        return None
+    values = dataclasses.asdict(plan)
+    values["subscriber_digits"] = list(plan.subscriber_digits)
+    return NumberingModel(**values)
+
+
+def _plan_of(body: SourceCreate | SourceUpdate) -> NumberingPlan | None:
+    if body.numbering is None:
+        return None
+    values = body.numbering.model_dump()
+    values["subscriber_digits"] = tuple(values["subscriber_digits"])
+    return NumberingPlan(**values)
+
+
 def _settings_of(source_id: str, body: SourceCreate | SourceUpdate) -> SourceSettings:
     settings = SourceSettings(
         id=source_id,
@@ -142,6 +168,7 @@ def _settings_of(source_id: str, body: SourceCreate | SourceUpdate) -> SourceSet
         enabled=body.enabled,
         schedule=body.schedule,
         column_mapping=ColumnMapping(**body.column_mapping.model_dump()) if body.column_mapping else None,
+        numbering=_plan_of(body),
     )
     settings.validate()
     return settings
@@ -186,9 +213,22 @@ async def update_source(source_id: str, body: SourceUpdate, principal: Operator,
             setattr(row, name, getattr(settings, name))
         row.kind, row.format, row.after_import = settings.kind.value, settings.format.value, settings.after_import.value
         row.column_mapping = mapping_to_json(settings.column_mapping)
+        row.numbering = numbering_to_json(settings.numbering)
         row.updated_at = utcnow()
         states = await repository.states(principal.tenant)
     return _public(row, states.get(source_id))
+
+
+@sources.delete(
+    "/{source_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a source; its archive and calls are kept",
+    description="A running link stops within seconds. SMDR legs still waiting for the rest of their call are "
+    "published first as incomplete calls, open alerts are resolved. Re-creating the same id finds the archive "
+    "again (records seen before stay duplicates). To pause a source instead, PUT it with `enabled: false`.",
+)
+async def delete_source(source_id: str, principal: Operator, intake: IntakeDep) -> None:
+    await intake.delete_source(principal.tenant, source_id)
 
 
 @sources.post(
@@ -285,14 +325,7 @@ async def post_cdrs(
         raise InvalidInput("records", f"{len(lines)} records; a batch holds at most {settings.http_max_batch}")
     if not lines:
         raise InvalidInput("records", "the batch is empty")
-    effective = SourceSettings(
-        id=source.id,
-        kind=source.kind,
-        format=record_format,
-        time_zone=source.time_zone,
-        quiet_minutes=source.quiet_minutes,
-        column_mapping=source.column_mapping,
-    )
+    effective = dataclasses.replace(source, format=record_format)
     outcome = await intake.ingest(principal.tenant, effective, lines, location="http batch")
     return BatchResult(
         accepted=outcome.accepted,

@@ -25,6 +25,7 @@ from tarifa_collector.adapters.links import skip_header
 from tarifa_collector.adapters.replay import replay
 from tarifa_collector.adapters.repository import SqlSourceRepository, settings_of
 from tarifa_collector.bootstrap import MIGRATIONS
+from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.sources import AfterImport, RecordFormat, SourceKind, SourceSettings
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import TarifaError
@@ -111,9 +112,21 @@ def commands() -> typer.Typer:
         schedule: Annotated[
             str | None, typer.Option(help="drop_directory: import on a cron schedule, e.g. '0 3 1 * *' (monthly)")
         ] = None,
+        country_code: Annotated[
+            str | None, typer.Option(help="Give calls E.164 numbers: the PBX's country code (55, Brazil's rules)")
+        ] = None,
+        area_code: Annotated[str | None, typer.Option(help="With --country-code: the home area code (DDD)")] = None,
+        outside_line_prefix: Annotated[
+            str, typer.Option(help="With --country-code: what users dial for a line, if the PBX reports it")
+        ] = "",
         data_dir: DataDir = Path(".tarifa"),
     ) -> None:
         """Configure a source; a running collector starts it within seconds."""
+        numbering = None
+        if country_code is not None:
+            numbering = NumberingPlan(
+                country_code=country_code, area_code=area_code, outside_line_prefix=outside_line_prefix
+            )
         settings = SourceSettings(
             id=source_id,
             kind=kind,
@@ -125,6 +138,7 @@ def commands() -> typer.Typer:
             time_zone=time_zone,
             quiet_minutes=quiet_minutes,
             schedule=schedule,
+            numbering=numbering,
         )
 
         async def work(units: UnitOfWorkFactory) -> None:
@@ -134,6 +148,48 @@ def commands() -> typer.Typer:
             console.print(f"source [bold]{source_id}[/] added")
 
         _run(data_dir, work)
+
+    @sources.command("delete")
+    def delete_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to delete")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Delete a source; its archive and calls are kept (re-adding the same id finds them again)."""
+
+        async def work(units: UnitOfWorkFactory) -> None:
+            flushed = await Intake(units).delete_source(tenant, source_id)
+            note = f"; {flushed} waiting call(s) published first" if flushed else ""
+            console.print(f"source [bold]{source_id}[/] deleted, its archive kept{note}")
+
+        _run(data_dir, work)
+
+    def _set_enabled(tenant: str, source_id: str, enabled: bool, data_dir: Path) -> None:
+        async def work(units: UnitOfWorkFactory) -> None:
+            async with units() as uow:
+                row = await SqlSourceRepository(uow.session).get(tenant, source_id)
+                row.enabled, row.updated_at = enabled, utcnow()
+            console.print(f"source [bold]{source_id}[/] {'enabled' if enabled else 'disabled'}")
+
+        _run(data_dir, work)
+
+    @sources.command("disable")
+    def disable_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to pause")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Pause a source: its link stops and the watchdog ignores it; its settings and archive stay."""
+        _set_enabled(tenant, source_id, False, data_dir)
+
+    @sources.command("enable")
+    def enable_source(
+        tenant: Tenant,
+        source_id: Annotated[str, typer.Argument(help="The source to resume")],
+        data_dir: DataDir = Path(".tarifa"),
+    ) -> None:
+        """Resume a paused source."""
+        _set_enabled(tenant, source_id, True, data_dir)
 
     @app.command("import")
     def import_file(

@@ -25,6 +25,22 @@ class ColumnMappingModel(BaseModel):
     default_direction: Direction = Direction.OUTBOUND
 
 
+class NumberingModel(BaseModel):
+    """Where the source's PBX is, so that its numbers get an E.164 form (defaults: Brazil)."""
+
+    country_code: str = Field(default="55", examples=["55"])
+    area_code: str | None = Field(default=None, examples=["11"], description="the PBX's home area code (DDD)")
+    outside_line_prefix: str = Field(
+        default="", examples=["0"], description="what users dial for an outside line, when the PBX reports it"
+    )
+    international_prefix: str = "00"
+    trunk_prefix: str = "0"
+    carrier_digits: int = Field(default=2, description="carrier selection code after 0 or 00 (Brazil: 2)")
+    area_code_digits: int = 2
+    subscriber_digits: list[int] = Field(default=[8, 9], description="lengths of a subscriber number")
+    extension_max_digits: int = Field(default=6, description="numbers this short are extensions or short codes")
+
+
 class SourceBase(BaseModel):
     kind: SourceKind = Field(examples=["smdr_listener"])
     format: RecordFormat = Field(default=RecordFormat.AVAYA_SMDR, examples=["avaya_smdr"])
@@ -38,6 +54,9 @@ class SourceBase(BaseModel):
     quiet_minutes: int = Field(default=60, ge=1, description="silence longer than this raises an alert")
     enabled: bool = True
     column_mapping: ColumnMappingModel | None = Field(default=None, description="operator_csv only")
+    numbering: NumberingModel | None = Field(
+        default=None, description="the PBX's numbering context; without it calls carry no E.164 numbers"
+    )
     schedule: str | None = Field(
         default=None,
         examples=["0 3 1 * *"],

@@ -7,6 +7,7 @@ from tarifa_common.http import create_app as create_service_app
 from tarifa_rater import __doc__ as summary
 from tarifa_rater.bootstrap import build
 from tarifa_rater.config import RaterSettings
+from tarifa_rater.entrypoints import accounted
 from tarifa_rater.entrypoints.routes import ROUTERS
 
 TAGS = [
@@ -26,7 +27,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         title="Tarifa rater",
         description=summary or "",
         version="0.1.0",
-        routers=ROUTERS,
+        routers=(*ROUTERS, accounted.router),
         openapi_tags=TAGS,
     )
     app.state.rater = rater
