@@ -27,6 +27,7 @@ PACKAGES = [
     "services/voip-summit",
     "services/invoicer",
     "services/notifier",
+    "libs/demo",
 ]
 # Build backend installed once into the venv so that editable installs need no isolated
 # build environments (six packages would otherwise download it six times).
