@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from rich.markup import escape
 
+from tarifa_collector.fake_ipoffice import FakeIpOffice
 from tarifa_common import auth
 from tarifa_common.broker import port_is_open
 from tarifa_common.service import Platform
@@ -29,6 +30,7 @@ class Demo:
         self.mail: MailSink | None = None
         self.sms: SmsSink | None = None
         self.summit: SummitSink | None = None
+        self.pbx = FakeIpOffice()
 
     async def prepare(self, platform: Platform) -> dict[str, str]:
         ports = DemoPorts.with_offset(platform.port_offset)
@@ -46,9 +48,11 @@ class Demo:
         self.sms.start()
         self.summit = SummitSink(paths.summit_state, ports.summit)
         self.summit.start()
+        await self.pbx.listen("127.0.0.1", ports.smdr_hotel)
         platform.console.print(
             f"[green]✓[/] demo sinks: mail 127.0.0.1:{ports.smtp} → {paths.mail}, "
-            f"SMS gateway {self.sms.url} → {paths.sms}, Summit simulator {self.summit.url}"
+            f"SMS gateway {self.sms.url} → {paths.sms}, Summit simulator {self.summit.url}, "
+            f"hotel IP Office SMDR on 127.0.0.1:{ports.smdr_hotel}"
         )
         return {
             "TARIFA_NOTIFIER_SMTP_HOST": "127.0.0.1",
@@ -60,6 +64,7 @@ class Demo:
             "TARIFA_NOTIFIER_DEFAULT_SMS_PROVIDER": "http",
             # The demo's timers are short so the story fits in a few minutes (the defaults suit production).
             "TARIFA_NOTIFIER_GROUP_WAIT_SECONDS": "3",
+            "TARIFA_NOTIFIER_GROUP_INTERVAL_SECONDS": "10",
             "TARIFA_INVOICER_SMTP_HOST": "127.0.0.1",
             "TARIFA_INVOICER_SMTP_PORT": str(ports.smtp),
             "TARIFA_COLLECTOR_WATCHDOG_SECONDS": "5",
@@ -73,13 +78,21 @@ class Demo:
         apis = Apis(platform.urls, token)
         ports = DemoPorts.with_offset(platform.port_offset)
         try:
-            await Story(apis, platform.console, DemoPaths(platform.data_dir / "demo"), ports, platform.bootstrap_servers).run()
+            await Story(
+                apis,
+                platform.console,
+                DemoPaths(platform.data_dir / "demo"),
+                ports,
+                platform.bootstrap_servers,
+                self.pbx,
+            ).run()
         finally:
             await apis.close()
             if self.summit is not None:
                 self.summit.save()
 
     async def close(self) -> None:
+        await self.pbx.stop()
         for sink in (self.summit, self.sms, self.mail):
             if sink is not None:
                 sink.stop()

@@ -26,7 +26,13 @@ INTERNAL = "Tarifa Demo — TI interna"
 
 # destination, prefixes, class, price/min, reduced price/min, connect fee, cost/min, first increment,
 # next increment, minimum charge, free seconds, free inclusive: the Brazilian conventions as parameters.
-TARIFF_CSV = """destination,prefixes,call_class,price_per_minute,reduced_price_per_minute,connect_fee,cost_per_minute,first_increment,next_increment,minimum_charge,free_seconds,free_inclusive
+TARIFF_COLUMNS = (
+    "destination,prefixes,call_class,price_per_minute,reduced_price_per_minute,connect_fee,cost_per_minute,"
+    "first_increment,next_increment,minimum_charge,free_seconds,free_inclusive"
+)
+TARIFF_CSV = (
+    TARIFF_COLUMNS
+    + """
 Local fixo,,local,0.10,0.05,0.00,0.04,30,6,0,3,false
 Móvel VC1,,vc1,0.49,0.35,0.00,0.20,30,6,0,3,false
 Móvel VC2,,vc2,0.89,0.69,0.00,0.40,30,6,0,3,false
@@ -38,6 +44,7 @@ EUA e Canadá,1,international,0.90,0.70,0.10,0.30,30,6,0,3,false
 0800,,toll_free,0.00,0.00,0.00,0.00,30,6,0,3,false
 Serviços de utilidade pública,,service,0.00,0.00,0.00,0.00,30,6,0,3,false
 """
+)
 
 # Numbers as a PBX in São Paulo (DDD 11) dials them; the comment is the class the rater gives.
 DESTINATIONS = {
@@ -201,8 +208,13 @@ PARTITIONS = [
     },
 ]
 CATALOGUE = {
-    "categories": [("LIVRE", "Livre"), ("BLOQ", "Bloqueio"), ("PARC", "Bloqueio parcial"), ("CANC", "Cancelado")]
-    + [("LOCAL", "Somente local")],
+    "categories": [
+        ("LIVRE", "Livre"),
+        ("BLOQ", "Bloqueio"),
+        ("PARC", "Bloqueio parcial"),
+        ("CANC", "Cancelado"),
+        ("LOCAL", "Somente local"),
+    ],
     "licences": [("BASIC", "Básica")],
     "plans": [("FIXO-100", "Fixo 100 minutos")],
     "cost-centres": [("Default", ""), ("Secretaria", ""), ("Diretoria", "")],
@@ -260,11 +272,12 @@ def pbx_calls(today: date, now_hour: int) -> list[PbxCall]:
     classes = [name for name, weight in weights.items() for _ in range(weight)]
     for _ in range(60):
         day = start + timedelta(days=rng.randrange(days))
-        moment = datetime(day.year, day.month, day.day, rng.randrange(7, 23), rng.randrange(60), rng.randrange(60))
+        hour, minute, second = rng.randrange(7, 23), rng.randrange(60), rng.randrange(60)
+        moment = datetime(day.year, day.month, day.day, hour, minute, second)  # noqa: DTZ001 - PBX wall clock
         call_class = rng.choice(classes)
         extension = rng.choice(["202", "203", "204", "205"])
         calls.append(PbxCall(moment, extension, rng.choice(DESTINATIONS[call_class]), rng.randrange(20, 900)))
-    first = datetime(start.year, start.month, start.day)
+    first = datetime(start.year, start.month, start.day)  # noqa: DTZ001 - PBX wall clock
     calls += [
         PbxCall(first + timedelta(days=2, hours=10, minutes=5), "202", "0021351213456789", 754, note="international"),
         PbxCall(
@@ -288,7 +301,7 @@ def pbx_calls(today: date, now_hour: int) -> list[PbxCall]:
         PbxCall(first + timedelta(days=12, hours=22, minutes=15), "203", "01519987654321", 400, note="reduced band"),
     ]
     hour = 9 if now_hour >= 10 else 0  # calls of today that have already ended
-    today_start = datetime(today.year, today.month, today.day, hour)
+    today_start = datetime(today.year, today.month, today.day, hour)  # noqa: DTZ001 - PBX wall clock
     calls += [
         PbxCall(today_start + timedelta(minutes=2), "202", "32145678", 240, note="today"),
         PbxCall(today_start + timedelta(minutes=17), "204", "991234567", 95, note="today"),
@@ -367,7 +380,7 @@ def asterisk_master_csv(today: date) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for index, (src, dst, day, hour, minute, billsec) in enumerate(rows):
-        began = datetime(start.year, start.month, day, hour, minute)
+        began = datetime(start.year, start.month, day, hour, minute)  # noqa: DTZ001 - Asterisk writes local time
         answered = began + timedelta(seconds=5)
         ended = answered + timedelta(seconds=billsec)
         disposition = "ANSWERED" if billsec else "NO ANSWER"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from tarifa_demo import scenario
 from tarifa_demo.api import Apis, NotYet, until
@@ -146,7 +147,9 @@ async def _voip_summit(apis: Apis, seeded: Seeded, ports: DemoPorts, period_star
             seeded.created.append(f"partition {partition['code']}")
     for line in scenario.SIP_LINES:
         contract_id = seeded.contracts[line.customer]
-        existing = {item["number"]: item["id"] for item in await apis.voip.get("/lines", params={"contract_id": contract_id})}
+        existing = {
+            item["number"]: item["id"] for item in await apis.voip.get("/lines", params={"contract_id": contract_id})
+        }
         line_id = existing.get(line.number)
         if line_id is None:
             created = await apis.voip.post(
@@ -175,10 +178,11 @@ async def _voip_summit(apis: Apis, seeded: Seeded, ports: DemoPorts, period_star
 
 
 async def _collector(apis: Apis, seeded: Seeded, ports: DemoPorts, drop_directory: Path) -> None:
-    sources = [
+    sources: list[dict[str, Any]] = [
         {
+            # IP Office as the TCP server: the collector connects to it and reconnects if the link drops.
             "id": "pbx-hotel",
-            "kind": "smdr_listener",
+            "kind": "smdr_client",
             "format": "avaya_smdr",
             "time_zone": scenario.TIME_ZONE,
             "host": "127.0.0.1",

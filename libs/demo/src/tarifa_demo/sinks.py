@@ -110,7 +110,7 @@ class SmsSink:
     def _write(self, sms: SentSms) -> None:
         path = self.folder / f"{_stamp()}-{sms.sid[-6:]}.txt"
         path.write_text(f"To: {sms.to}\nFrom: {sms.sender}\n\n{sms.body}\n")
-        self.report(f"SMS sink: to {sms.to}: {sms.body[:70]}  ({path.name})")
+        self.report(f"SMS sink: to {sms.to}: {sms.body[:200]}  ({path.name})")
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
