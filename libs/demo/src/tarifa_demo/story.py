@@ -294,7 +294,14 @@ class Story:
     async def silent_source_alert(self) -> None:
         self.say("pbx-branch has sent nothing since it was configured: after 1 minute it is silent…")
 
+        waiting_since = time.monotonic()
+        told = 0.0
+
         async def mailed() -> Path:
+            nonlocal told
+            if time.monotonic() - told > 15:
+                told = time.monotonic()
+                self.say(f"… waiting for the silence alert ({told - waiting_since:.0f}s)")
             for path in sorted(self.paths.mail.glob("*.eml")):
                 message = message_from_bytes(path.read_bytes(), policy=default)
                 if "pbx-branch" in str(message["Subject"]) + message.get_body(("plain",)).get_content():  # type: ignore[union-attr]
@@ -305,6 +312,8 @@ class Story:
         self.say(f"the silent-source alert reached the mail sink: {path}")
 
     def where_to_look(self) -> None:
+        for api in (self.apis.collector, self.apis.rater, self.apis.voip, self.apis.invoicer, self.apis.notifier):
+            self.say(f"{api.name} API docs: {api.base_url}/docs")
         self.say(f"mail sink: {self.paths.mail}   SMS sink: {self.paths.sms}   invoices: {self.paths.output}")
         self.say(
             "try next: tarifa collector import asterisk-escola FILE · tarifa rater rerate --help · "
