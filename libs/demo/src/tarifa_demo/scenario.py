@@ -365,18 +365,35 @@ def _hms(seconds: int) -> str:
 def asterisk_master_csv(today: date) -> str:
     """The school's Asterisk `cdr_csv` Master.csv for the previous month (16 columns + uniqueid, userfield)."""
     start, _ = previous_month(today)
-    rows = [
-        ("301", "33334444", 2, 10, 0, 184),
-        ("301", "987654321", 3, 14, 30, 75),
-        ("302", "0152125551234", 4, 9, 15, 620),
-        ("302", "991234567", 7, 11, 45, 33),
-        ("301", "08007771234", 10, 8, 0, 240),
-        ("302", "01521987654321", 14, 16, 20, 410),
-        ("301", "32145678", 17, 13, 5, 0),  # NO ANSWER
-        ("302", "0021351213456789", 21, 10, 40, 95),
-        ("301", "25551234", 23, 19, 10, 1),
-        ("302", "987654321", 25, 21, 30, 300),
-    ]
+    return _master_csv(start, SCHOOL_CALLS)
+
+
+def asterisk_sample_csv(today: date) -> str:
+    """A file for the user to import by hand (`tarifa collector import`): the school's calls of this month."""
+    return _master_csv(today.replace(day=1), SAMPLE_CALLS)
+
+
+# (src, dst, day, hour, minute, billsec); billsec 0 is an unanswered call.
+SCHOOL_CALLS = [
+    ("301", "33334444", 2, 10, 0, 184),
+    ("301", "987654321", 3, 14, 30, 75),
+    ("302", "0152125551234", 4, 9, 15, 620),
+    ("302", "991234567", 7, 11, 45, 33),
+    ("301", "08007771234", 10, 8, 0, 240),
+    ("302", "01521987654321", 14, 16, 20, 410),
+    ("301", "32145678", 17, 13, 5, 0),  # NO ANSWER
+    ("302", "0021351213456789", 21, 10, 40, 95),
+    ("301", "25551234", 23, 19, 10, 1),
+    ("302", "987654321", 25, 21, 30, 300),
+]
+SAMPLE_CALLS = [
+    ("301", "33334444", 1, 8, 10, 95),
+    ("302", "01521987654321", 1, 8, 40, 260),
+    ("301", "0021351213456789", 1, 9, 5, 140),
+]
+
+
+def _master_csv(start: date, rows: list[tuple[str, str, int, int, int, int]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for index, (src, dst, day, hour, minute, billsec) in enumerate(rows):

@@ -135,6 +135,7 @@ class Story:
         partial.write_text(scenario.asterisk_master_csv(self.today))
         partial.rename(self.paths.drop / f"Master-{self.period}.csv")
         self.say(f"Asterisk Master.csv with {scenario.ASTERISK_CALLS} calls dropped in {self.paths.drop}")
+        self.paths.root.joinpath("asterisk-sample.csv").write_text(scenario.asterisk_sample_csv(self.today))
         return len(calls) + scenario.ASTERISK_CALLS
 
     async def wait_rated(self, expected: int) -> None:
@@ -324,6 +325,7 @@ class Story:
             self.say(f"{api.name} API docs: {api.base_url}/docs")
         self.say(f"mail sink: {self.paths.mail}   SMS sink: {self.paths.sms}   invoices: {self.paths.output}")
         self.say(
-            "try next: tarifa collector import asterisk-escola FILE · tarifa rater rerate --help · "
+            f"try next: tarifa collector import asterisk-escola {self.paths.root}/asterisk-sample.csv --tenant demo · "
+            "tarifa rater rerate --help · "
             f"tarifa invoicer bill --tenant demo --period {self.period} --dry-run · POST /v1/alerts on the notifier"
         )
