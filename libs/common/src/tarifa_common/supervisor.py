@@ -136,6 +136,8 @@ class Supervisor:
             return await self._run()
         finally:
             await self.shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     async def _run(self) -> int:
         busy = [s for s in self.services if port_is_open("127.0.0.1", s.port)]
@@ -155,7 +157,15 @@ class Supervisor:
                 self.console.print(f"[red]could not prepare the extension: {error}[/]")
                 return 1
             for service in self.services:
-                service.env.update(extra)
+                prefix = service.spec.settings.env_prefix()
+                # Where a service listens, keeps its data and finds the broker stays the supervisor's to say.
+                owned = {
+                    "TARIFA_KAFKA_BOOTSTRAP_SERVERS",
+                    "TARIFA_JWT_SECRET",
+                    f"{prefix}HTTP_PORT",
+                    f"{prefix}DATABASE_URL",
+                }
+                service.env.update({key: value for key, value in extra.items() if key not in owned})
         for service in self.services:
             service.start()
         if not await self._wait_ready(started):
