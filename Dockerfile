@@ -19,6 +19,7 @@ COPY services/rater/pyproject.toml services/rater/
 COPY services/voip-summit/pyproject.toml services/voip-summit/
 COPY services/invoicer/pyproject.toml services/invoicer/
 COPY services/notifier/pyproject.toml services/notifier/
+COPY libs/demo/pyproject.toml libs/demo/
 RUN python -c "import pathlib, tomllib; \
 deps = {d for p in pathlib.Path('.').glob('**/pyproject.toml') for d in tomllib.loads(p.read_text())['project']['dependencies'] if not d.startswith('tarifa-')}; \
 pathlib.Path('/tmp/requirements.txt').write_text('\n'.join(sorted(deps | {'hatchling'})) + '\n')" \
@@ -31,8 +32,9 @@ COPY services/rater/src services/rater/src
 COPY services/voip-summit/src services/voip-summit/src
 COPY services/invoicer/src services/invoicer/src
 COPY services/notifier/src services/notifier/src
+COPY libs/demo/src libs/demo/src
 RUN pip install --no-cache-dir --no-deps --no-build-isolation \
-        ./libs/common ./services/collector ./services/rater ./services/voip-summit ./services/invoicer ./services/notifier \
+        ./libs/common ./services/collector ./services/rater ./services/voip-summit ./services/invoicer ./services/notifier ./libs/demo \
     && pip uninstall --yes hatchling
 
 FROM ${PYTHON_IMAGE} AS runtime

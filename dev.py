@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up the workspace and run it: `python3 dev.py run` (the platform) or `python3 dev.py test`.
+"""Set up the workspace and run it: `python3 dev.py run` (the platform with its demo) or `python3 dev.py test`.
 
 Needs nothing but Python 3.11 and pip. It creates `.venv/`, installs every package of the
 workspace in editable mode under `constraints.txt`, and re-installs only when a
@@ -27,6 +27,7 @@ PACKAGES = [
     "services/voip-summit",
     "services/invoicer",
     "services/notifier",
+    "libs/demo",
 ]
 # Build backend installed once into the venv so that editable installs need no isolated
 # build environments (six packages would otherwise download it six times).
@@ -77,13 +78,14 @@ def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command in {"help", "-h", "--help"}:
         print(__doc__)
-        print("commands: run [tarifa up options] | test [pytest options] | setup")
+        print("commands: run [tarifa up options, --no-demo] | test [pytest options] | setup")
         return 0
     setup()
     if command == "setup":
         return 0
     if command == "run":
-        os.execv(BIN / "tarifa", [str(BIN / "tarifa"), "up", *rest])
+        # A new user's first run shows the demo; `python3 dev.py run --no-demo` is the empty platform.
+        os.execv(BIN / "tarifa", [str(BIN / "tarifa"), "up", "--demo", *rest])
     if command == "test":
         os.execv(PY, [str(PY), str(ROOT / "scripts" / "check.py"), *rest])
     print(f"unknown command {command!r}; use run, test or setup", file=sys.stderr)

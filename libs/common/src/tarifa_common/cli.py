@@ -45,10 +45,19 @@ def up(
     broker_port: Annotated[int, typer.Option(help="Port of the embedded Kafka broker")] = 19092,
     port_offset: Annotated[int, typer.Option(help="Added to every service's port (8101-8105)")] = 0,
     only: Annotated[str, typer.Option(help="Comma-separated services to start (default: all)")] = "",
+    demo: Annotated[
+        bool, typer.Option(help="Seed a demo tenant, start local sinks and simulators, and run the demo story")
+    ] = False,
 ) -> None:
     """Start the embedded platform: a Kafka-protocol broker and the five services, until Ctrl-C."""
     from tarifa_common.broker import BrokerError
+    from tarifa_common.service import load_extension
     from tarifa_common.supervisor import Supervisor
+
+    extension = load_extension("demo") if demo else None
+    if demo and extension is None:
+        console.print("[red]The demo is not installed[/] (the tarifa-demo package); run `python3 dev.py setup`.")
+        raise typer.Exit(2)
 
     specs = _specs()
     chosen = [name.strip() for name in only.split(",") if name.strip()] or list(specs)
@@ -62,6 +71,7 @@ def up(
         broker_port=broker_port,
         port_offset=port_offset,
         console=console,
+        extension=extension,
     )
     try:
         code = asyncio.run(supervisor.run())

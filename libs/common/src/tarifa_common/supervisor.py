@@ -4,6 +4,9 @@ Each service runs `tarifa serve NAME` with SQLite under the data directory. The 
 until every `/readyz` answers, restarts a service that dies (with backoff, and says so), and on
 Ctrl-C or SIGTERM stops the services, then the broker, leaving no process behind: children also
 get a parent-death signal, so even a killed supervisor orphans nothing.
+
+An extension (`tarifa up --demo`, see `tarifa_common.service.PlatformExtension`) may add settings
+for the services before they start and run beside the supervisor once they are ready.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from rich.table import Table
 from tarifa_common.broker import EmbeddedBroker, die_with_parent, port_is_open
 from tarifa_common.config import random_secret
 from tarifa_common.kafka import ensure_topics
-from tarifa_common.service import ServiceSpec
+from tarifa_common.service import Platform, PlatformExtension, ServiceSpec
 
 SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 
@@ -93,12 +96,17 @@ class Supervisor:
         port_offset: int = 0,
         console: Console | None = None,
         ready_timeout: float = 90.0,
+        extension: PlatformExtension | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.console = console or Console(stderr=True)
         self.broker = EmbeddedBroker(broker_port, log_file=self.data_dir / "logs" / "broker.log")
         self.ready_timeout = ready_timeout
         secret = load_or_create_secret(self.data_dir)
+        self.secret = secret
+        self.port_offset = port_offset
+        self.extension = extension
+        self._extension_task: asyncio.Task[None] | None = None
         self.services: list[ManagedService] = []
         ports = {spec.name: spec.settings.default_http_port + port_offset for spec in specs}
         for spec in specs:
@@ -138,6 +146,8 @@ class Supervisor:
             return await self._run()
         finally:
             await self.shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     async def _run(self) -> int:
         busy = [s for s in self.services if port_is_open("127.0.0.1", s.port)]
@@ -150,12 +160,49 @@ class Supervisor:
             await self.broker.start()
             await ensure_topics(self.broker.bootstrap_servers)
         self.console.print(f"[green]✓[/] broker on {self.broker.bootstrap_servers}")
+        if self.extension is not None:
+            try:
+                extra = await self.extension.prepare(self.platform())
+            except Exception as error:  # an extension that cannot start says why; the platform does not start
+                self.console.print(f"[red]could not prepare the extension: {error}[/]")
+                return 1
+            for service in self.services:
+                prefix = service.spec.settings.env_prefix()
+                # Where a service listens, keeps its data and finds the broker stays the supervisor's to say.
+                owned = {
+                    "TARIFA_KAFKA_BOOTSTRAP_SERVERS",
+                    "TARIFA_JWT_SECRET",
+                    f"{prefix}HTTP_PORT",
+                    f"{prefix}DATABASE_URL",
+                }
+                service.env.update({key: value for key, value in extra.items() if key not in owned})
         for service in self.services:
             service.start()
         if not await self._wait_ready(started):
             return 1
         self._print_summary(time.monotonic() - started)
+        if self.extension is not None:
+            self._extension_task = asyncio.create_task(self._run_extension(self.extension))
         return await self._watch()
+
+    def platform(self) -> Platform:
+        return Platform(
+            data_dir=self.data_dir,
+            port_offset=self.port_offset,
+            bootstrap_servers=self.broker.bootstrap_servers,
+            jwt_secret=self.secret,
+            urls={service.spec.name: service.url for service in self.services},
+            console=self.console,
+        )
+
+    async def _run_extension(self, extension: PlatformExtension) -> None:
+        """Run the extension beside the supervisor; its failure is told, and the platform keeps running."""
+        try:
+            await extension.run(self.platform())
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.console.print(f"[red]{type(extension).__name__} failed: {type(error).__name__}: {error}[/]")
 
     async def _wait_ready(self, started: float) -> bool:
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -228,7 +275,11 @@ class Supervisor:
         return 0
 
     async def shutdown(self) -> None:
-        """Services first (they finish their batch and commit), then the broker."""
+        """The extension's work, then the services (they finish their batch and commit), then the broker."""
+        if self._extension_task is not None and not self._extension_task.done():
+            self._extension_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._extension_task
         running = [s for s in self.services if s.process is not None and s.process.poll() is None]
         if running or self.broker.pid:
             self.console.print("stopping…")
@@ -245,5 +296,7 @@ class Supervisor:
                 service.process.wait()
         for service in self.services:
             service.close_log()
+        if self.extension is not None:
+            await self.extension.close()
         await self.broker.stop()
         self.console.print("stopped.")
