@@ -341,9 +341,16 @@ async def _apply_verdict(
 
 
 async def run_watchdogs(
-    store: NotifierStore, settings: WatchdogSettings, now: datetime, dead_letter_ends: dict[str, int] | None = None
+    store: NotifierStore,
+    settings: WatchdogSettings,
+    now: datetime,
+    dead_letter_ends: dict[str, int] | None = None,
+    listening_since: datetime | None = None,
 ) -> list[Verdict]:
-    """Run every watchdog once at `now`; fires and resolves the notifier's own alerts (tenant `platform`)."""
+    """Run every watchdog once at `now`; fires and resolves the notifier's own alerts (tenant `platform`).
+
+    `listening_since`: when this process began consuming heartbeats (see `RatingWatch`).
+    """
     # Instances that restarted get new ids: forget the ones silent for a day, or the table only grows.
     await store.forget_heartbeats(now - timedelta(days=1))
     beats = await store.heartbeats()
@@ -353,6 +360,7 @@ async def run_watchdogs(
         every=settings.rating_every,
         last_check_at=datetime.fromisoformat(last) if last else None,
         processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+        listening_since=listening_since,
     )
     verdicts: list[Verdict] = []
     rating = watch.check(beats, now)
@@ -378,12 +386,16 @@ async def run_watchdogs(
             await store.save_watch("dead-letters", {"last_check_at": now.isoformat(), "ends": dlq.ends})
     for verdict in verdicts:
         await _apply_verdict(store, verdict, settings, now)
-    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now)
+    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now, listening_since)
     return verdicts
 
 
 async def _tenant_rating_watchdogs(
-    store: NotifierStore, settings: WatchdogSettings, beats: Sequence[ServiceBeat], now: datetime
+    store: NotifierStore,
+    settings: WatchdogSettings,
+    beats: Sequence[ServiceBeat],
+    now: datetime,
+    listening_since: datetime | None,
 ) -> list[Verdict]:
     """Each tenant that set its own rating watchdog: checked at its interval, its alert in its inbox, its list told.
 
@@ -399,6 +411,7 @@ async def _tenant_rating_watchdogs(
             every=watchdog.every,
             last_check_at=datetime.fromisoformat(last) if last else None,
             processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+            listening_since=listening_since,
         )
         verdict = watch.check(beats, now)
         if verdict is None:
