@@ -431,9 +431,10 @@ async def tell_invoice_issued(store: NotifierStore, invoice: contracts.InvoiceIs
     """E-mail the people responsible for the customer that an invoice (or credit note) was issued."""
     recipients = await store.responsible_recipients(invoice.tenant, "customer", invoice.customer_id)
     what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
-    subject = f"{what} {invoice.series}-{invoice.number}: {invoice.total} {invoice.currency}, due {invoice.due_date}"
+    # `number` is the document number as printed, its series included (NF-000123).
+    subject = f"{what} {invoice.number}: {invoice.total} {invoice.currency}, due {invoice.due_date}"
     lines = [
-        f"{what} {invoice.series}-{invoice.number} for {invoice.period_start} to {invoice.period_end}.",
+        f"{what} {invoice.number} for {invoice.period_start} to {invoice.period_end}.",
         f"Net {invoice.net} {invoice.currency}, tax {invoice.tax}, total {invoice.total}; due {invoice.due_date}.",
         *[f"{name}: {url}" for name, url in sorted(invoice.links.items())],
     ]

@@ -201,7 +201,7 @@ async def test_events_from_the_broker_become_alerts_heartbeats_and_customer_mess
         invoice = contracts.InvoiceIssued(
             tenant="acme",
             invoice_id="inv-1",
-            number="000123",
+            number="A-000123",  # as the invoicer numbers documents: series included
             series="A",
             kind="invoice",
             customer_id="cust-7",
