@@ -262,8 +262,8 @@ class InvoiceIssued(Contract):
 
     tenant: str
     invoice_id: str
-    number: str
-    series: str
+    number: str = Field(description="the document number as printed, series included", examples=["NF-000123"])
+    series: str = Field(examples=["NF"])
     kind: str = Field(examples=["invoice", "credit_note"])
     credited_invoice_id: str | None = None
     customer_id: str

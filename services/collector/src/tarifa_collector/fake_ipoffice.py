@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 
 def smdr_line(
@@ -116,3 +119,83 @@ class FakeIpOffice:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+# What a small office dials in a day: (dialled, caller extension, talk seconds range, answered).
+_DAY_OF_CALLS = [
+    ("033334444", "201", (20, 400), True),  # local fixed
+    ("0211987654321", "202", (31, 900), True),  # long distance to a Rio mobile, carrier 21
+    ("011987651234", "203", (5, 240), True),  # mobile in the home area
+    ("00211442071234567", "201", (60, 1200), True),  # international, carrier 21
+    ("033335555", "204", (1, 2), True),  # under 3 seconds
+    ("033336666", "202", (0, 0), False),  # not answered
+]
+
+
+def office_call(call_id: int, at: datetime, pick: random.Random) -> bytes:
+    """One realistic outgoing call as IP Office reports it when it ends."""
+    dialled, extension, (shortest, longest), answered = pick.choice(_DAY_OF_CALLS)
+    talk = pick.randint(shortest, longest) if answered else 0
+    return smdr_line(
+        call_id,
+        start=at.strftime("%Y/%m/%d %H:%M:%S"),
+        connected=f"{talk // 3600:02d}:{talk % 3600 // 60:02d}:{talk % 60:02d}",
+        ring=pick.randint(2, 20),
+        caller=extension,
+        dialled=dialled,
+        party1=f"E{extension}",
+    )
+
+
+async def stream_calls(
+    host: str,
+    port: int,
+    *,
+    every: float,
+    count: int | None = None,
+    seed: int | None = None,
+    clock: Callable[[], datetime] = datetime.now,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
+    """Play IP Office as the TCP client of our SMDR listener: a call every `every` seconds.
+
+    Dialled numbers, durations and answers vary (local, mobile, long distance, international,
+    under 3 s, unanswered); call ids grow from a random start, as after an IP Office reboot. A
+    dropped link is reconnected with backoff and, as IP Office does, the last records are sent
+    again first: a write into a link the other end already closed succeeds locally and is lost,
+    so only re-sending covers it (the collector drops the duplicates). Returns how many calls
+    were sent (re-sent ones not counted again).
+    """
+    pick = random.Random(seed)
+    call_id = pick.randint(1_000_000, 9_000_000)
+    sent = 0
+    backoff = 0.5
+    unconfirmed: deque[bytes] = deque(maxlen=32)  # IP Office's SMDR buffer
+    while count is None or sent < count:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        backoff = 0.5
+        try:
+            writer.write(b"".join(unconfirmed))
+            while count is None or sent < count:
+                started = clock() - timedelta(seconds=pick.randint(30, 900))
+                unconfirmed.append(office_call(call_id, started, pick))  # made once, whatever the link does
+                call_id += 1
+                sent += 1
+                writer.write(unconfirmed[-1])
+                await writer.drain()
+                if on_sent is not None:
+                    on_sent(sent)
+                if count is None or sent < count:
+                    await asyncio.sleep(every)
+        except ConnectionError:
+            continue
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+    return sent

@@ -54,9 +54,14 @@ class Notifier:
     report_retry: handlers.ReportRetry = field(default_factory=handlers.ReportRetry)
     dispatcher: Dispatcher = field(init=False)
     lease: SqlLease = field(init=False)
+    # When this process began listening to heartbeats: the rating watchdog claims no silence before.
+    listening_since: datetime = field(init=False)
     _stores: weakref.WeakKeyDictionary[AsyncSession, SqlNotifierStore] = field(
         default_factory=weakref.WeakKeyDictionary
     )
+
+    def __post_init__(self) -> None:
+        self.listening_since = self.clock()
 
     def store(self, session: AsyncSession) -> SqlNotifierStore:
         """One store per transaction, so a batch's repeated fingerprints hit its cache."""
@@ -150,7 +155,9 @@ class Notifier:
         async with runtime.units() as uow:
             if not await self.lease.hold(uow.session, self.clock()):
                 return False  # lost while reading the dead-letter offsets
-            await handlers.run_watchdogs(self.store(uow.session), self.watchdog, self.clock(), ends)
+            await handlers.run_watchdogs(
+                self.store(uow.session), self.watchdog, self.clock(), ends, listening_since=self.listening_since
+            )
         await self.reports(runtime)
         return True
 

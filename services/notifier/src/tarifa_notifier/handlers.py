@@ -341,9 +341,16 @@ async def _apply_verdict(
 
 
 async def run_watchdogs(
-    store: NotifierStore, settings: WatchdogSettings, now: datetime, dead_letter_ends: dict[str, int] | None = None
+    store: NotifierStore,
+    settings: WatchdogSettings,
+    now: datetime,
+    dead_letter_ends: dict[str, int] | None = None,
+    listening_since: datetime | None = None,
 ) -> list[Verdict]:
-    """Run every watchdog once at `now`; fires and resolves the notifier's own alerts (tenant `platform`)."""
+    """Run every watchdog once at `now`; fires and resolves the notifier's own alerts (tenant `platform`).
+
+    `listening_since`: when this process began consuming heartbeats (see `RatingWatch`).
+    """
     # Instances that restarted get new ids: forget the ones silent for a day, or the table only grows.
     await store.forget_heartbeats(now - timedelta(days=1))
     beats = await store.heartbeats()
@@ -353,6 +360,7 @@ async def run_watchdogs(
         every=settings.rating_every,
         last_check_at=datetime.fromisoformat(last) if last else None,
         processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+        listening_since=listening_since,
     )
     verdicts: list[Verdict] = []
     rating = watch.check(beats, now)
@@ -378,12 +386,16 @@ async def run_watchdogs(
             await store.save_watch("dead-letters", {"last_check_at": now.isoformat(), "ends": dlq.ends})
     for verdict in verdicts:
         await _apply_verdict(store, verdict, settings, now)
-    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now)
+    verdicts += await _tenant_rating_watchdogs(store, settings, beats, now, listening_since)
     return verdicts
 
 
 async def _tenant_rating_watchdogs(
-    store: NotifierStore, settings: WatchdogSettings, beats: Sequence[ServiceBeat], now: datetime
+    store: NotifierStore,
+    settings: WatchdogSettings,
+    beats: Sequence[ServiceBeat],
+    now: datetime,
+    listening_since: datetime | None,
 ) -> list[Verdict]:
     """Each tenant that set its own rating watchdog: checked at its interval, its alert in its inbox, its list told.
 
@@ -399,6 +411,7 @@ async def _tenant_rating_watchdogs(
             every=watchdog.every,
             last_check_at=datetime.fromisoformat(last) if last else None,
             processed={k: int(v) for k, v in (state.get("processed") or {}).items()},
+            listening_since=listening_since,
         )
         verdict = watch.check(beats, now)
         if verdict is None:
@@ -418,9 +431,10 @@ async def tell_invoice_issued(store: NotifierStore, invoice: contracts.InvoiceIs
     """E-mail the people responsible for the customer that an invoice (or credit note) was issued."""
     recipients = await store.responsible_recipients(invoice.tenant, "customer", invoice.customer_id)
     what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
-    subject = f"{what} {invoice.series}-{invoice.number}: {invoice.total} {invoice.currency}, due {invoice.due_date}"
+    # `number` is the document number as printed, its series included (NF-000123).
+    subject = f"{what} {invoice.number}: {invoice.total} {invoice.currency}, due {invoice.due_date}"
     lines = [
-        f"{what} {invoice.series}-{invoice.number} for {invoice.period_start} to {invoice.period_end}.",
+        f"{what} {invoice.number} for {invoice.period_start} to {invoice.period_end}.",
         f"Net {invoice.net} {invoice.currency}, tax {invoice.tax}, total {invoice.total}; due {invoice.due_date}.",
         *[f"{name}: {url}" for name, url in sorted(invoice.links.items())],
     ]

@@ -201,7 +201,7 @@ async def test_events_from_the_broker_become_alerts_heartbeats_and_customer_mess
         invoice = contracts.InvoiceIssued(
             tenant="acme",
             invoice_id="inv-1",
-            number="000123",
+            number="A-000123",  # as the invoicer numbers documents: series included
             series="A",
             kind="invoice",
             customer_id="cust-7",
@@ -262,3 +262,44 @@ async def test_events_from_the_broker_become_alerts_heartbeats_and_customer_mess
         "urgent",
         "Line line-9 spent 50.120000 BRL, over its credit limit of 50.000000",
     )
+
+
+async def test_what_the_api_created_is_committed_before_the_answer_is_sent(
+    broker: EmbeddedBroker, database_url: str, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """A client that got its 201 may read the recipient at once: the transaction commits before
+    the answer starts (FastAPI runs a yield dependency's exit after the response by default)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    settings = NotifierSettings(
+        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap_servers, jwt_secret=SECRET
+    )
+    app = create_app(settings, clock=clock, loops=False)
+    runtime = app.state.runtime
+    await runtime.start()
+    observer = create_async_engine(database_url)
+    committed_when_answering: list[int] = []
+
+    async def recipients_in_database() -> int:
+        async with observer.connect() as connection:
+            rows = await connection.execute(select(RecipientRow.id).where(RecipientRow.tenant == "acme"))
+            return len(rows.all())
+
+    async def watched(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def send_and_look(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start" and scope.get("method") == "POST":
+                committed_when_answering.append(await recipients_in_database())
+            await send(message)
+
+        await app(scope, receive, send_and_look)
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=watched), base_url="http://notifier") as client:
+            created = await client.post(
+                "/v1/recipients", json={"name": "Ana", "email": "ana@acme.test"}, headers=bearer("operator")
+            )
+        assert created.status_code == 201, created.text
+        assert committed_when_answering == [1]
+    finally:
+        await observer.dispose()
+        await runtime.stop()

@@ -107,6 +107,9 @@ async def test_the_watchdogs_run_in_the_lease_holder_only_and_move_when_it_stops
     replicas, units: UnitOfWorkFactory, clock
 ) -> None:  # type: ignore[no-untyped-def]
     (first_rt, first), (second_rt, second) = replicas
+    async with units() as uow:  # the rater is heard, so the rating watchdog has something to judge
+        beat = {"service": "rater", "instance": "r-1", "consumers": {"rater": {"processed": 1, "lag": 0}}}
+        await handlers.record_heartbeat(SqlNotifierStore(uow.session), beat, clock())
     assert await first.watch(first_rt) is True
     assert await second.watch(second_rt) is False
     clock.advance(seconds=20)

@@ -77,3 +77,18 @@ def test_a_dead_letter_topic_that_grows_fires_for_x_minutes_and_one_that_stays_r
     assert grown[0].summary == "Dead-letter topic dlq.rater grew by 2 message(s) to 5"
     calm = watch.check({"dlq.rater": 5}, T0 + 2 * X)
     assert calm is not None and not calm[0].firing
+
+
+def test_a_notifier_that_just_started_does_not_claim_the_rater_was_silent_for_x_minutes() -> None:
+    watch = RatingWatch(every=X, listening_since=T0)
+    assert watch.check([], T0 + timedelta(seconds=5)) is None  # it has not heard anyone yet
+    assert watch.check([], T0 + X - timedelta(seconds=1)) is None
+    silent = watch.check([], T0 + X)
+    assert silent is not None and silent.firing
+    assert silent.summary == "Rating stopped: no heartbeat from the rater for 5 minutes"
+
+
+def test_a_notifier_that_just_started_and_hears_the_rater_checks_at_once() -> None:
+    watch = RatingWatch(every=X, listening_since=T0)
+    verdict = watch.check([rater(T0 + timedelta(seconds=5), 100, 0)], T0 + timedelta(seconds=5))
+    assert verdict is not None and not verdict.firing

@@ -27,6 +27,7 @@ from tarifa_collector.adapters.repository import SqlSourceRepository, settings_o
 from tarifa_collector.bootstrap import MIGRATIONS
 from tarifa_collector.domain.numbering import NumberingPlan
 from tarifa_collector.domain.sources import AfterImport, RecordFormat, SourceKind, SourceSettings
+from tarifa_collector.fake_ipoffice import stream_calls
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import TarifaError
 from tarifa_common.events import utcnow
@@ -251,5 +252,25 @@ def commands() -> typer.Typer:
             console.print(f"{published} calls queued for publication on cdr.raw")
 
         _run(data_dir, work)
+
+    @app.command("fake-ipoffice")
+    def fake_ipoffice_command(
+        connect: Annotated[str, typer.Option(help="The collector's SMDR listener, HOST:PORT, e.g. collector:1080")],
+        every: Annotated[float, typer.Option(help="Seconds between calls")] = 5.0,
+        count: Annotated[int | None, typer.Option(help="Stop after this many calls (default: never)")] = None,
+        seed: Annotated[int | None, typer.Option(help="Repeat the same calls from run to run")] = None,
+    ) -> None:
+        """Play an Avaya IP Office sending SMDR to a source's listener, for trying the platform."""
+        host, _, port = connect.rpartition(":")
+        if not host or not port.isdigit():
+            console.print(f"--connect: {connect!r} is not HOST:PORT (e.g. 127.0.0.1:1080)")
+            raise typer.Exit(2)
+        console.print(f"sending a call every {every:g} s to {host}:{port} (Ctrl-C stops)")
+
+        def report(sent: int) -> None:
+            console.print(f"{sent} calls sent", end="\r")
+
+        sent = asyncio.run(stream_calls(host, int(port), every=every, count=count, seed=seed, on_sent=report))
+        console.print(f"{sent} calls sent")
 
     return app

@@ -65,20 +65,27 @@ class RatingWatch:
     or when calls wait (consumer lag > 0) and no instance's processed count grew since the
     previous check. Per instance, because each one's counter restarts at 0 when it restarts.
     Rating that is idle because nothing arrives (lag 0) is not stopped.
+
+    "No heartbeat for X minutes" is only claimed over a window the notifier was listening to:
+    a notifier that started (`listening_since`) less than X minutes ago has not heard the
+    rater yet because it only just joined the heartbeat topic, not because the rater is silent.
     """
 
     every: timedelta
     group: str = "rater"
     last_check_at: datetime | None = None
     processed: dict[str, int] = field(default_factory=dict)
+    listening_since: datetime | None = None
 
     def check(self, beats: Sequence[ServiceBeat], now: datetime) -> Verdict | None:
-        """None when it is not yet time to check again."""
+        """None when it is not yet time to check again, or too early to tell."""
         if self.last_check_at is not None and now < self.last_check_at + self.every:
+            return None
+        fresh = [b for b in beats if self.group in b.consumers and b.seen_at >= now - self.every]
+        if not fresh and self.listening_since is not None and now < self.listening_since + self.every:
             return None
         first_check = self.last_check_at is None
         self.last_check_at = now
-        fresh = [b for b in beats if self.group in b.consumers and b.seen_at >= now - self.every]
         minutes = self.every.total_seconds() / 60
         if not fresh:
             self.processed = {}

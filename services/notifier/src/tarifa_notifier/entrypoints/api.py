@@ -72,7 +72,9 @@ def notifier_of(request: Request) -> Notifier:
     return notifier
 
 
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+# scope="function": the transaction commits before the answer is sent, so a client that gets a
+# 201 can read what it created at once (with the default scope it commits after the response).
+Uow = Annotated[UnitOfWork, Depends(unit_of_work, scope="function")]
 NotifierDep = Annotated[Notifier, Depends(notifier_of)]
 
 ALERT_EXAMPLE = {
