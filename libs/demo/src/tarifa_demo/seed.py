@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tarifa_demo import scenario
-from tarifa_demo.api import Apis, NotYet, until
+from tarifa_demo.api import Apis
 from tarifa_demo.sinks import SummitSink
 
 RECIPIENT_EMAIL = "operacoes@tarifa-demo.example"
@@ -225,13 +225,7 @@ async def _notifier(apis: Apis, seeded: Seeded) -> None:
         "/recipients", {"name": "Operações (plantão)", "email": RECIPIENT_EMAIL, "phone": RECIPIENT_PHONE}
     )
     for kind in ("source", "line", "customer", "extension"):
-        path = f"/recipients/{recipient['id']}/responsibilities"
-        body = {"object_kind": kind, "object_id": "*"}
-
-        async def added(path: str = path, body: dict[str, str] = body) -> None:
-            # The notifier answers 201 before its transaction commits, so the new recipient may not be readable yet.
-            if (await apis.notifier.call("POST", path, json=body, ok=(404,))).status_code == 404:
-                raise NotYet("the new recipient is not visible yet")
-
-        await until(added, what="the recipient's responsibilities", timeout=10, interval=0.2)
+        await apis.notifier.post(
+            f"/recipients/{recipient['id']}/responsibilities", {"object_kind": kind, "object_id": "*"}
+        )
     seeded.created.append(f"recipient {RECIPIENT_EMAIL} / {RECIPIENT_PHONE}")
