@@ -633,21 +633,32 @@ async def test_smdr_calls_over_tcp_are_rated_at_the_prices_worked_out_by_hand(
 
 @pytest_asyncio.fixture(scope="module")
 async def invoice(platform: Platform, seeded: Seed, pbx: PbxLink) -> dict[str, Any]:
-    """Step 3: the billing run for November, through the invoicer's API, once the invoicer has the calls.
+    """Step 3: the billing run for November, through the invoicer's API, once the rater has published the calls.
 
-    The invoicer keeps rated calls from `cdr.rated` on its own time, and nothing in its API says
-    it has caught up with the rater (the collector's watermark covers the PBX, not this hop). So,
-    as an operator would, dry runs first: they issue nothing and tell what would be billed; once
-    one shows the calls, the real run. A call that arrives after its period was invoiced is not
-    lost either: it waits, unbilled, for the contract's next invoice.
+    Each hop has its check: the collector's watermark covers the PBX, the invoicer's own pre-check
+    (`rated_calls_caught_up`) the hop from `cdr.rated` into the invoicer: a run waits until the
+    invoicer has stored what was on the topic when it started. Between the two, the rater rates and
+    publishes on its own time. So the test waits, as a plain Kafka reader, until every call the
+    rater shows as rated is on `cdr.rated`, then bills at once: a dry run (it issues nothing and
+    tells what would be billed), then the run. A call that arrives after its period was invoiced
+    is not lost either: it waits, unbilled, for the contract's next invoice.
     """
 
-    async def dry_run_shows_the_calls() -> None:
-        run = await platform.send("POST", "invoicer", "/v1/billing-runs", 202, json={"period": PERIOD, "dry_run": True})
-        body = await finished_run(platform, run["id"])
-        assert Decimal(body["net"]) == EXPECTED_NET, body
+    sent = {call.started_at for call in (UNDER_THREE, THIRTY_ONE, LONG, UNANSWERED, TRANSFER, DECEMBER)}
 
-    await wait_until(dry_run_shows_the_calls, timeout=90)
+    async def rated_calls_published() -> None:
+        calls = await rated_calls(platform)
+        rated = {call["record_id"] for call in calls if datetime.fromisoformat(call["started_at"]) in sent}
+        assert len(rated) == len(sent), calls  # every call the head office's PBX sent (the fixture `pbx`)
+        records = await read_all(platform.bootstrap, "cdr.rated", expected=len(rated), timeout=5)
+        published = {json.loads(record.value)["record_id"] for record in records}
+        assert rated <= published, rated - published
+
+    await wait_until(rated_calls_published, timeout=90)
+    dry = await platform.send("POST", "invoicer", "/v1/billing-runs", 202, json={"period": PERIOD, "dry_run": True})
+    body = await finished_run(platform, dry["id"])
+    assert [c for c in body["checks"] if c["check"] == "rated_calls_caught_up"] == [], body
+    assert Decimal(body["net"]) == EXPECTED_NET, body
     assert await platform.get("invoicer", "/v1/invoices", period=PERIOD) == []  # dry runs issue nothing
     run = await platform.send(
         "POST", "invoicer", "/v1/billing-runs", 202, json={"period": PERIOD, "issue_date": "2026-12-01"}

@@ -9,11 +9,11 @@ from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import delivery, mailing, runs, tables  # noqa: F401 - registers the tables on SQLModel's metadata
+from tarifa_invoicer.adapters.backlog import GROUP
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.config import InvoicerSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-GROUP = "invoicer"
 
 
 async def on_rated_call(event: Event, uow: UnitOfWork) -> None:

@@ -32,6 +32,11 @@ class InvoicerSettings(ServiceSettings):
         description="the collector's API, asked before a period is closed whether every source has delivered",
     )
     collector_timeout_seconds: float = Field(default=10.0, gt=0)
+    rated_catch_up_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long a billing run waits for the invoicer to store the cdr.rated events published before it",
+    )
     email_poll_seconds: float = Field(default=2.0, gt=0, description="how often e-mails of issued invoices are sent")
     email_max_attempts: int = Field(default=5, ge=1, description="passes before an invoice e-mail is marked failed")
     email_uncertain_after_seconds: float = Field(

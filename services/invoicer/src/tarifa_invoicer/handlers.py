@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -25,11 +27,15 @@ from tarifa_invoicer.domain.accounts import (
     email_after_issue,
 )
 from tarifa_invoicer.domain.checks import (
+    BacklogUnavailable,
     Finding,
     SourceWatermark,
     WatermarkUnavailable,
+    backlog_unreadable,
+    behind,
     collector_unreachable,
     outlier_customers,
+    rated_calls_in_flight,
     silent_contracts,
     unattributed,
     undelivered_sources,
@@ -158,6 +164,23 @@ class Watermarks(Protocol):
     async def sources(self, tenant: str, until: datetime) -> list[SourceWatermark]:
         """Every enabled source's watermark; raises `WatermarkUnavailable` when the collector cannot say."""
         ...
+
+
+class RatedCallBacklog(Protocol):
+    """How far the invoicer's consumer group has stored `cdr.rated`, against where the topic ends."""
+
+    where: str
+    wait_seconds: float
+
+    async def ends(self) -> dict[int, int]:
+        """Each partition's end offset now; raises `BacklogUnavailable` when the broker cannot say."""
+        ...
+
+    async def stored(self) -> dict[int, int]:
+        """Each partition's offset the invoicer's group has committed (stored up to); `BacklogUnavailable` too."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -320,6 +343,7 @@ async def bill_period(
     progress: Progress | None = None,
     new_id: Callable[[], str],
     watermarks: Watermarks | None = None,
+    backlog: RatedCallBacklog | None = None,
 ) -> RunReport:
     """Bill every contract of `tenant` for `period`: pre-checks, then invoices in chunks.
 
@@ -328,9 +352,12 @@ async def bill_period(
     contract already invoiced for the period (by the other run, or an earlier one) is skipped.
     A dry run issues nothing and numbers nothing; it reports what would be issued. Without
     `watermarks` the sources are not checked (benchmarks, tests of the run itself); the service,
-    the CLI and the scheduler always pass the collector's.
+    the CLI and the scheduler always pass the collector's. Likewise without `backlog` the run does
+    not wait for the invoicer to catch up with `cdr.rated`; with it, that wait comes first, so the
+    other checks and the invoices see every call rated before the run started.
     """
     report = RunReport(period, dry_run)
+    in_flight = await rated_calls_caught_up(backlog) if backlog is not None else []
     async with stores() as store:
         seller = await store.seller(tenant)
         terms = [t for t in await store.contracts_to_bill(tenant, period) if t.customer.billable]
@@ -340,7 +367,7 @@ async def bill_period(
         orphans = await store.unattributed_calls(tenant, since, cutoff)
         history = await store.customer_history(tenant, period.start)
     report.total = len(terms)
-    report.findings = silent_contracts([t.id for t in terms if t.line_ids], with_calls)
+    report.findings = in_flight + silent_contracts([t.id for t in terms if t.line_ids], with_calls)
     if orphans:
         report.findings.append(unattributed(orphans))
     if watermarks is not None:
@@ -378,6 +405,30 @@ async def sources_delivered(watermarks: Watermarks, tenant: str, until: datetime
     except WatermarkUnavailable as error:
         log.warning("watermark of %s could not be read: %s", tenant, error)
         return [collector_unreachable(watermarks.url, str(error))]
+
+
+async def rated_calls_caught_up(backlog: RatedCallBacklog, poll_seconds: float = 0.25) -> list[Finding]:
+    """Pre-check: the invoicer has stored every `cdr.rated` event published before the run started.
+
+    The consumer commits its offsets only after its transaction, so a committed offset at the
+    topic's end (taken once, when the run starts) means every call rated by then is in the
+    database. The run waits up to `backlog.wait_seconds` for that; still behind, or a broker
+    that cannot say, is a finding, never a failed run.
+    """
+    try:
+        ends = await backlog.ends()
+        deadline = time.monotonic() + backlog.wait_seconds
+        while lag := behind(ends, await backlog.stored()):
+            if time.monotonic() >= deadline:
+                log.warning("the invoicer is still behind cdr.rated by %d event(s)", sum(lag.values()))
+                return [rated_calls_in_flight(lag, backlog.wait_seconds)]
+            await asyncio.sleep(poll_seconds)
+        return []
+    except BacklogUnavailable as error:
+        log.warning("how far the invoicer has read cdr.rated could not be known: %s", error)
+        return [backlog_unreadable(backlog.where, str(error))]
+    finally:
+        await backlog.close()
 
 
 async def queue_email(store: Store, tenant: str, invoice_id: str, customer: CustomerTerms, seller: Seller) -> None:

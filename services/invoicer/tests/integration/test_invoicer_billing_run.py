@@ -10,6 +10,7 @@ from decimal import Decimal
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -18,18 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from tarifa_common import contracts, topics
-from tarifa_common.broker import free_port
+from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.db import make_engine, migrate, session_factory
 from tarifa_common.errors import Conflict, InvalidInput
 from tarifa_common.events import Event, utcnow
+from tarifa_common.kafka import EventConsumer, Publisher, ensure_topics
 from tarifa_common.messaging import OutboxEntry
+from tarifa_common.testing import eventually, unique
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import accounts, mailing, runs
+from tarifa_invoicer.adapters.backlog import KafkaRatedCallBacklog
 from tarifa_invoicer.adapters.store import SqlStore, store_factory
 from tarifa_invoicer.adapters.tables import InvoiceRow, Mailing, UsageCall
-from tarifa_invoicer.bootstrap import MIGRATIONS
+from tarifa_invoicer.bootstrap import MIGRATIONS, subscriptions
 from tarifa_invoicer.config import InvoicerSettings
+from tarifa_invoicer.domain.checks import behind
 from tarifa_invoicer.domain.invoice import Period
 
 TENANT = "acme"
@@ -575,6 +580,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
     tarifa = shutil.which("tarifa", path=os.path.dirname(sys.executable))
     assert tarifa is not None
     collector = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    kafka = f"127.0.0.1:{free_port()}"  # nor there
 
     async def run(*extra: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
@@ -588,7 +594,12 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
             "--issue-date",
             "2026-11-01",
             *extra,
-            env={**os.environ, "TARIFA_INVOICER_DATABASE_URL": url, "TARIFA_INVOICER_COLLECTOR_URL": collector},
+            env={
+                **os.environ,
+                "TARIFA_INVOICER_DATABASE_URL": url,
+                "TARIFA_INVOICER_COLLECTOR_URL": collector,
+                "TARIFA_INVOICER_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -599,6 +610,7 @@ async def test_the_cli_bills_a_period_with_progress_dry_run_first(tmp_path, tena
     assert code == 0, err
     assert "would issue 3 invoices, net 30.00" in out
     assert f"check sources_delivered collector: could not ask the collector at {collector}" in out
+    assert f"check rated_calls_caught_up broker: could not ask the broker at {kafka}" in out
     assert "3/3 contracts" in err
     assert await invoices(units) == []
     code, out, err = await run()
@@ -812,3 +824,129 @@ async def test_a_customer_with_its_own_key_gets_pushes_signed_with_it_and_the_ke
     assert erp.received == {invoice.id: invoice.ubl.encode()}
     assert (shown.edi_signing_key, shown.edi_signing_key_set) == (None, True)
     assert own_key not in shown.model_dump_json()
+
+
+# --- the run waits for the invoicer to catch up with cdr.rated (real broker) -------------------------
+
+
+class WatchedBacklog(KafkaRatedCallBacklog):
+    """The real backlog, also telling the test where the topic ended and the group stood when the run began."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.began = asyncio.Event()
+        self.lag_at_start: dict[int, int] = {}
+
+    async def ends(self) -> dict[int, int]:
+        ends = await super().ends()
+        self.lag_at_start = behind(ends, await self.stored())
+        self.began.set()
+        return ends
+
+
+class InvoicerConsumer:
+    """The invoicer's own consumer of `cdr.rated` (bootstrap's subscription) in a group of the test's."""
+
+    def __init__(self, broker: EmbeddedBroker, units: UnitOfWorkFactory, publisher: Publisher, group: str) -> None:
+        self.broker, self.units, self.publisher, self.group = broker, units, publisher, group
+        self._loop: asyncio.Task[None] | None = None
+        self._consumer: EventConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = EventConsumer(
+            subscriptions(self.group)[0],
+            self.units,
+            self.publisher,
+            bootstrap_servers=self.broker.bootstrap_servers,
+            client_id=self.group,
+            session_timeout_ms=3000,
+            rebalance_timeout_ms=3000,
+        )
+        await self._consumer.start()
+        self._loop = asyncio.create_task(self._consumer.run())
+
+    async def stop(self) -> None:
+        if self._consumer is not None and self._loop is not None:
+            self._consumer.stop()
+            await self._loop
+        self._consumer = self._loop = None
+
+    async def catch_up(self) -> None:
+        """Run until the group has stored everything on the topic so far, then stop."""
+        await self.start()
+
+        async def caught_up() -> None:
+            backlog = KafkaRatedCallBacklog(self.broker.bootstrap_servers, group=self.group)
+            try:
+                assert behind(await backlog.ends(), await backlog.stored()) == {}
+            finally:
+                await backlog.close()
+
+        await eventually(caught_up, timeout=60, interval=0.25)
+        await self.stop()
+
+
+@pytest_asyncio.fixture
+async def publisher(broker: EmbeddedBroker) -> AsyncIterator[Publisher]:
+    await ensure_topics(broker.bootstrap_servers)
+    instance = Publisher(broker.bootstrap_servers, "test-rater")
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+async def rated_calls_in_flight(
+    broker: EmbeddedBroker, units: UnitOfWorkFactory, publisher: Publisher, customer_id: str
+) -> InvoicerConsumer:
+    """A contract, an invoicer consumer caught up then stopped, and two calls of the contract rated after."""
+    line = unique("ext")
+    await add_contract(units, customer_id, [], lines=[line])
+    consumer = InvoicerConsumer(broker, units, publisher, unique("invoicer"))
+    await consumer.catch_up()
+    for amount in ("0.35", "1.20"):
+        await publisher.publish(rated(unique("call"), line, amount), topics.CDR_RATED, key=line)
+    return consumer
+
+
+async def test_a_run_started_with_rated_calls_in_flight_waits_for_the_invoicer_and_bills_them(
+    broker: EmbeddedBroker, units: UnitOfWorkFactory, tenant: dict[str, str], publisher: Publisher
+) -> None:
+    consumer = await rated_calls_in_flight(broker, units, publisher, tenant["exempt"])
+    backlog = WatchedBacklog(broker.bootstrap_servers, group=consumer.group, wait_seconds=120)
+    run = asyncio.create_task(bill(units, backlog=backlog))
+    await asyncio.wait_for(backlog.began.wait(), 30)
+    assert sum(backlog.lag_at_start.values()) == 2  # both calls were still on their way when the run began
+    await consumer.start()
+    try:
+        report = await asyncio.wait_for(run, 120)
+    finally:
+        await consumer.stop()
+    assert [f for f in report.findings if f.check == "rated_calls_caught_up"] == []
+    (invoice,) = await invoices(units)
+    assert invoice.total == Decimal("1.55")  # exempt: both calls, no tax
+
+
+async def test_a_run_whose_invoicer_consumer_is_stopped_holds_and_says_what_to_do(
+    broker: EmbeddedBroker, units: UnitOfWorkFactory, tenant: dict[str, str], publisher: Publisher
+) -> None:
+    consumer = await rated_calls_in_flight(broker, units, publisher, tenant["exempt"])
+    backlog = KafkaRatedCallBacklog(broker.bootstrap_servers, group=consumer.group, wait_seconds=1)
+    report = await bill(units, hold_on_findings=True, backlog=backlog)
+    assert report.held and report.issued == []
+    (finding,) = [f for f in report.findings if f.check == "rated_calls_caught_up"]
+    assert finding.object_id == "cdr.rated"
+    assert "still not stored 2 rated call event(s)" in finding.detail
+    assert "check that the invoicer service is running" in finding.detail
+    assert await invoices(units) == []
+
+
+async def test_a_broker_that_cannot_be_reached_is_a_finding_not_a_failed_run(
+    units: UnitOfWorkFactory, tenant: dict[str, str]
+) -> None:
+    await add_contract(units, tenant["standard"], [{"description": "Subscription", "amount": Decimal("10")}])
+    where = f"127.0.0.1:{free_port()}"
+    report = await bill(units, backlog=KafkaRatedCallBacklog(where, timeout=3))
+    (finding,) = [f for f in report.findings if f.check == "rated_calls_caught_up"]
+    assert finding.object_id == "broker"
+    assert f"could not ask the broker at {where}" in finding.detail
+    assert report.issued == ["F-000001"]  # not asked to hold: the person decided to bill anyway

@@ -181,7 +181,7 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
         assert len(rows) == 2 and all(row.contract_id == contract["id"] for row in rows)
         return len(rows)
 
-    await eventually(calls_stored, timeout=40)
+    # Billed at once: the run itself waits until the service's consumer has stored what was rated before it.
     run = (
         await api.post("/v1/billing-runs", headers=admin, json={"period": "2026-10", "issue_date": "2026-11-01"})
     ).json()
@@ -191,8 +191,10 @@ async def test_rated_calls_from_the_topic_are_billed_and_the_invoice_is_publishe
         assert body["status"] == "finished", body
         return body
 
-    done = await eventually(finished)
+    done = await eventually(finished, timeout=90)
+    assert await calls_stored() == 2
     assert (done["issued"], done["done"], done["total"]) == (1, 1, 1)
+    assert [c for c in done["checks"] if c["check"] == "rated_calls_caught_up"] == []
     assert [(c["check"], c["object_id"]) for c in done["checks"] if c["check"] == "sources_delivered"] == [
         ("sources_delivered", "collector")
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 
@@ -15,6 +16,7 @@ from tarifa_common.runtime import ServiceRuntime
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters.accounts import new_id
+from tarifa_invoicer.adapters.backlog import KafkaRatedCallBacklog
 from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import store_factory
 from tarifa_invoicer.adapters.tables import BillingProfile, BillingRun
@@ -68,6 +70,7 @@ async def execute_run(
     issue_date: date,
     progress: handlers.Progress | None = None,
     watermarks: handlers.Watermarks | None = None,
+    backlog: handlers.RatedCallBacklog | None = None,
 ) -> handlers.RunReport:
     """Run the billing and keep the run row up to date; a failure is recorded on the run, then re-raised."""
 
@@ -88,6 +91,7 @@ async def execute_run(
             progress=report_progress,
             new_id=new_id,
             watermarks=watermarks,
+            backlog=backlog,
         )
     except Exception as error:
         log.exception("billing run %s failed", run_id)
@@ -107,7 +111,11 @@ def previous_month(today: date) -> Period:
 
 
 async def bill_closed_periods(
-    units: UnitOfWorkFactory, today: date, bill_day: int, watermarks: handlers.Watermarks | None = None
+    units: UnitOfWorkFactory,
+    today: date,
+    bill_day: int,
+    watermarks: handlers.Watermarks | None = None,
+    backlogs: Callable[[], handlers.RatedCallBacklog] | None = None,
 ) -> list[str]:
     """From `bill_day` of a month on, bill the month before for every tenant with a profile, once.
 
@@ -145,6 +153,7 @@ async def bill_closed_periods(
                 hold_on_findings=True,
                 issue_date=today,
                 watermarks=watermarks,
+                backlog=backlogs() if backlogs is not None else None,
             )
         except Exception:
             log.exception("scheduled billing of %s for %s failed; the run says why", tenant, period.label)
@@ -160,7 +169,13 @@ async def billing_scheduler(runtime: ServiceRuntime) -> None:
     watermarks = HttpWatermarks.from_settings(settings)
     while True:
         try:
-            await bill_closed_periods(runtime.units, utcnow().date(), settings.auto_bill_day, watermarks)
+            await bill_closed_periods(
+                runtime.units,
+                utcnow().date(),
+                settings.auto_bill_day,
+                watermarks,
+                lambda: KafkaRatedCallBacklog.from_settings(settings),
+            )
         except asyncio.CancelledError:
             raise
         except Exception:

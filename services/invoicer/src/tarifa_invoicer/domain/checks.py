@@ -103,5 +103,42 @@ def collector_unreachable(url: str, reason: str) -> Finding:
     )
 
 
+class BacklogUnavailable(Exception):
+    """The broker could not say how far the invoicer has stored `cdr.rated` (down, unknown group, timeout)."""
+
+
+def behind(ends: Mapping[int, int], stored: Mapping[int, int]) -> dict[int, int]:
+    """Per partition, the events published before the run started that the invoicer has not stored yet."""
+    return {
+        partition: end - stored.get(partition, 0)
+        for partition, end in sorted(ends.items())
+        if end > stored.get(partition, 0)
+    }
+
+
+def rated_calls_in_flight(lag: Mapping[int, int], waited: float) -> Finding:
+    """Rated calls still on their way to the invoicer would be billed in the contract's next invoice, not this one."""
+    partitions = ", ".join(f"{partition}: {count}" for partition, count in sorted(lag.items()))
+    return Finding(
+        "rated_calls_caught_up",
+        "cdr.rated",
+        f"after waiting {waited:g} s the invoicer has still not stored {sum(lag.values())} rated call event(s) "
+        f"published on cdr.rated before the run started (by partition {partitions}): their calls would be billed "
+        "in the next invoice; check that the invoicer service is running and consuming (its tarifa.consumer.lag "
+        "gauge), then bill again (or raise TARIFA_INVOICER_RATED_CATCH_UP_SECONDS)",
+    )
+
+
+def backlog_unreadable(where: str, reason: str) -> Finding:
+    """How far the invoicer has read could not be known: a finding, never a crash of the run."""
+    return Finding(
+        "rated_calls_caught_up",
+        "broker",
+        f"could not ask the broker at {where} whether the invoicer has stored every rated call ({reason}): start it "
+        "or set TARIFA_INVOICER_KAFKA_BOOTSTRAP_SERVERS, then bill again; bill without hold_on_findings only if "
+        "you know the invoicer has caught up with cdr.rated",
+    )
+
+
 def _moment(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "never"

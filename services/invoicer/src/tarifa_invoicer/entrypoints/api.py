@@ -22,6 +22,7 @@ from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import __doc__ as summary
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import accounts, delivery, mail, pdf, reports, runs
+from tarifa_invoicer.adapters.backlog import KafkaRatedCallBacklog
 from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.adapters.store import SqlStore
 from tarifa_invoicer.adapters.tables import BillingRun, Delivery, InvoiceRow, Mailing
@@ -214,6 +215,7 @@ async def post_run(body: schemas.RunIn, request: Request, principal: Operator) -
                 hold_on_findings=body.hold_on_findings,
                 issue_date=body.issue_date or utcnow().date(),
                 watermarks=HttpWatermarks.from_settings(settings),
+                backlog=KafkaRatedCallBacklog.from_settings(settings),
             )
         )
     )

@@ -12,6 +12,7 @@ from tarifa_common.events import utcnow
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 from tarifa_invoicer import handlers
 from tarifa_invoicer.adapters import runs
+from tarifa_invoicer.adapters.backlog import KafkaRatedCallBacklog
 from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.bootstrap import MIGRATIONS
 from tarifa_invoicer.config import InvoicerSettings
@@ -76,6 +77,7 @@ async def _bill(
             issue_date=issue_date,
             progress=progress,
             watermarks=HttpWatermarks.from_settings(settings),
+            backlog=KafkaRatedCallBacklog.from_settings(settings),
         )
     finally:
         await engine.dispose()
