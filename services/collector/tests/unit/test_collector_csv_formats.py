@@ -56,6 +56,23 @@ def test_a_freeswitch_default_template_row_is_a_call() -> None:
     assert (call.billable_seconds, call.disposition, call.extension) == (90, Disposition.ANSWERED, "2001")
 
 
+def test_bad_times_and_counts_are_rejected_naming_the_column_in_both_formats() -> None:
+    cases = [
+        (
+            parse_asterisk,
+            ASTERISK.replace(b'"2026-11-02 10:00:00"', b'"02/11/2026"'),
+            "column 10 (start): '02/11/2026'",
+        ),
+        (parse_asterisk, ASTERISK.replace(b",102,90,", b",102,x,"), "column 14 (billsec): 'x' is not a number"),
+        (parse_freeswitch, FREESWITCH.replace(b'"2026-11-02 10:00:12"', b'"soon"'), "column 6 (answer_stamp): 'soon'"),
+        (parse_freeswitch, FREESWITCH.replace(b'"102"', b'"-1"'), "column 8 (duration): '-1' is not a number"),
+    ]
+    for parse, row, reason in cases:
+        rejected = parse(row, SOURCE)
+        assert isinstance(rejected, Rejection), row
+        assert rejected.reason.startswith(reason), rejected.reason
+
+
 def test_a_posted_object_without_offset_is_local_time_of_the_source() -> None:
     line = canonical_line(
         {"call_id": "x1", "started_at": "2026-11-02T09:00:00", "duration_seconds": 70, "billable_seconds": 60,

@@ -9,6 +9,7 @@ docs/collector.md ("Summit Networks CDR files"), with a sample file in the colle
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from datetime import datetime
 
 from tarifa_collector.domain.records import Rejection, SourceContext, decode_line, record_id, to_utc
@@ -128,6 +129,35 @@ def _count(value: str) -> int | None:
     return int(value) if value.isdigit() and value.isascii() and len(value) <= 9 else None
 
 
+def _timing(
+    row: dict[str, str], columns: Sequence[str], names: tuple[str, str, str, str, str], raw: bytes
+) -> tuple[tuple[datetime, datetime | None, datetime], int, int] | Rejection:
+    """A row's start, answer (may be empty), end, duration and billable seconds, named by `names`.
+
+    Every format writes them the same way; an error names the column by its number and name.
+    """
+
+    def bad(name: str, expected: str) -> Rejection:
+        return Rejection(f"column {columns.index(name) + 1} ({name}): {row[name]!r} is not {expected}", raw)
+
+    start_name, answer_name, end_name, duration_name, billsec_name = names
+    start = _stamp(row[start_name])
+    if start is None:
+        return bad(start_name, "a date YYYY-MM-DD HH:MM:SS")
+    answer = _stamp(row[answer_name]) if row[answer_name] else None
+    if row[answer_name] and answer is None:
+        return bad(answer_name, "a date YYYY-MM-DD HH:MM:SS")
+    end = _stamp(row[end_name])
+    if end is None:
+        return bad(end_name, "a date YYYY-MM-DD HH:MM:SS")
+    duration, billsec = _count(row[duration_name]), _count(row[billsec_name])
+    if duration is None:
+        return bad(duration_name, "a number of seconds")
+    if billsec is None:
+        return bad(billsec_name, "a number of seconds")
+    return (start, answer, end), duration, billsec
+
+
 def _classify(src: str, dst: str) -> Direction:
     """Short numbers on both sides are extensions: internal; a short caller dialled out; else inbound."""
     src_is_extension = 0 < len(src) <= 6
@@ -148,20 +178,10 @@ def parse_asterisk(raw: bytes, source: SourceContext) -> CollectedCdr | Rejectio
     if not 16 <= len(cells) <= len(ASTERISK_COLUMNS):
         return Rejection(f"row has {len(cells)} columns; Asterisk Master.csv has 16 to 21", raw)
     row = dict(zip(ASTERISK_COLUMNS, cells, strict=False))
-    start = _stamp(row["start"])
-    if start is None:
-        return Rejection(f"column 10 (start): {row['start']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    answer = _stamp(row["answer"]) if row["answer"] else None
-    if row["answer"] and answer is None:
-        return Rejection(f"column 11 (answer): {row['answer']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    end = _stamp(row["end"])
-    if end is None:
-        return Rejection(f"column 12 (end): {row['end']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    duration, billsec = _count(row["duration"]), _count(row["billsec"])
-    if duration is None:
-        return Rejection(f"column 13 (duration): {row['duration']!r} is not a number of seconds", raw)
-    if billsec is None:
-        return Rejection(f"column 14 (billsec): {row['billsec']!r} is not a number of seconds", raw)
+    timing = _timing(row, ASTERISK_COLUMNS, ("start", "answer", "end", "duration", "billsec"), raw)
+    if isinstance(timing, Rejection):
+        return timing
+    times, duration, billsec = timing
     disposition = ASTERISK_DISPOSITIONS.get(row["disposition"])
     if disposition is None:
         return Rejection(
@@ -173,7 +193,7 @@ def parse_asterisk(raw: bytes, source: SourceContext) -> CollectedCdr | Rejectio
         kind=ASTERISK_KIND,
         text=text,
         call_id=row.get("linkedid") or row.get("uniqueid") or "",
-        times=(start, answer, end),
+        times=times,
         duration=duration,
         billsec=billsec,
         billable=billsec if disposition is Disposition.ANSWERED else 0,
@@ -196,18 +216,11 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
     if len(cells) != len(FREESWITCH_COLUMNS):
         return Rejection(f"row has {len(cells)} columns; the FreeSWITCH default template has 15", raw)
     row = dict(zip(FREESWITCH_COLUMNS, cells, strict=True))
-    start = _stamp(row["start_stamp"])
-    if start is None:
-        return Rejection(f"column 5 (start_stamp): {row['start_stamp']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    answer = _stamp(row["answer_stamp"]) if row["answer_stamp"] else None
-    end = _stamp(row["end_stamp"])
-    if end is None:
-        return Rejection(f"column 7 (end_stamp): {row['end_stamp']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    duration, billsec = _count(row["duration"]), _count(row["billsec"])
-    if duration is None:
-        return Rejection(f"column 8 (duration): {row['duration']!r} is not a number of seconds", raw)
-    if billsec is None:
-        return Rejection(f"column 9 (billsec): {row['billsec']!r} is not a number of seconds", raw)
+    names = ("start_stamp", "answer_stamp", "end_stamp", "duration", "billsec")
+    timing = _timing(row, FREESWITCH_COLUMNS, names, raw)
+    if isinstance(timing, Rejection):
+        return timing
+    times, duration, billsec = timing
     if billsec > 0:
         disposition = Disposition.ANSWERED
     else:
@@ -219,7 +232,7 @@ def parse_freeswitch(raw: bytes, source: SourceContext) -> CollectedCdr | Reject
         kind=FREESWITCH_KIND,
         text=text,
         call_id=row["uuid"],
-        times=(start, answer, end),
+        times=times,
         duration=duration,
         billsec=billsec,
         billable=billsec,
@@ -252,22 +265,12 @@ def parse_summit(raw: bytes, source: SourceContext) -> CollectedCdr | Rejection:
     row = dict(zip(SUMMIT_COLUMNS, cells, strict=False))
     if not row["call_id"]:
         return Rejection("column 1 (call_id): empty; every Summit call has an id", raw)
-    start = _stamp(row["start"])
-    if start is None:
-        return Rejection(f"column 2 (start): {row['start']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    answer = _stamp(row["answer"]) if row["answer"] else None
-    if row["answer"] and answer is None:
-        return Rejection(f"column 3 (answer): {row['answer']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    end = _stamp(row["end"])
-    if end is None:
-        return Rejection(f"column 4 (end): {row['end']!r} is not a date YYYY-MM-DD HH:MM:SS", raw)
-    if end < start:
+    timing = _timing(row, SUMMIT_COLUMNS, ("start", "answer", "end", "duration", "billsec"), raw)
+    if isinstance(timing, Rejection):
+        return timing
+    times, duration, billsec = timing
+    if times[2] < times[0]:
         return Rejection(f"column 4 (end): {row['end']!r} is before the start", raw)
-    duration, billsec = _count(row["duration"]), _count(row["billsec"])
-    if duration is None:
-        return Rejection(f"column 5 (duration): {row['duration']!r} is not a number of seconds", raw)
-    if billsec is None:
-        return Rejection(f"column 6 (billsec): {row['billsec']!r} is not a number of seconds", raw)
     if billsec > duration:
         return Rejection(f"column 6 (billsec): {billsec} is longer than the duration ({duration})", raw)
     direction = SUMMIT_DIRECTIONS.get(row["direction"])
@@ -285,7 +288,7 @@ def parse_summit(raw: bytes, source: SourceContext) -> CollectedCdr | Rejection:
         kind=SUMMIT_KIND,
         text=text,
         call_id=row["call_id"],
-        times=(start, answer, end),
+        times=times,
         duration=duration,
         billsec=billsec,
         billable=billsec if disposition is Disposition.ANSWERED else 0,
