@@ -147,13 +147,17 @@ class Publisher:
         producer = self.producer
         filling: dict[tuple[str, int], BatchBuilder] = {}
         futures: list[asyncio.Future[Any]] = []
+        layouts: dict[str, tuple[list[int], list[int]]] = {}
         partitions: dict[tuple[str, bytes | None], int] = {}
         counts: dict[str, int] = {}
         for topic, record in items:
             key = record.key
             partition = partitions.get((topic, key))
             if partition is None:
-                partition = await self._partition(topic, key)
+                layout = layouts.get(topic)
+                if layout is None:
+                    layout = layouts[topic] = await self._layout(topic)
+                partition = int(_PARTITIONER(key, *layout))
                 if key is not None:
                     partitions[(topic, key)] = partition
             batch = filling.get((topic, partition))
@@ -175,12 +179,11 @@ class Publisher:
         for topic, n in counts.items():
             _published.add(n, {"topic": topic})
 
-    async def _partition(self, topic: str, key: bytes | None) -> int:
-        """The partition aiokafka's `send` would choose for `key` on `topic`."""
+    async def _layout(self, topic: str) -> tuple[list[int], list[int]]:
+        """Every partition of `topic` and those with a leader: what aiokafka's `send` gives its partitioner."""
         producer = self.producer
         every = sorted(await producer.partitions_for(topic))
-        available = list(producer.client.cluster.available_partitions_for_topic(topic))
-        return int(_PARTITIONER(key, every, available))
+        return every, list(producer.client.cluster.available_partitions_for_topic(topic))
 
     async def _submit(self, batch: BatchBuilder, topic: str, partition: int) -> asyncio.Future[Any]:
         batch.close()  # nothing else may join it: its records are ours and in our order
