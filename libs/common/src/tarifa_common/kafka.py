@@ -22,7 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -76,6 +78,12 @@ _meter.create_observable_gauge(
 )
 
 
+# Producer limits: a batch is sent once it holds this much; no record may exceed a request.
+MAX_BATCH_BYTES = 512 * 1024
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+_PARTITIONER = DefaultPartitioner()
+
+
 def client_options(bootstrap_servers: str, client_id: str) -> dict[str, Any]:
     return {
         "bootstrap_servers": bootstrap_servers,
@@ -100,8 +108,8 @@ class Publisher:
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
-            max_batch_size=512 * 1024,
-            max_request_size=4 * 1024 * 1024,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=MAX_REQUEST_BYTES,
         )
         try:
             await producer.start()
@@ -128,15 +136,59 @@ class Publisher:
         return self._producer
 
     async def send_many(self, items: Sequence[tuple[str, KafkaRecord]]) -> None:
-        """Send records and wait until the broker acknowledged every one of them."""
+        """Send records and wait until the broker acknowledged every one of them.
+
+        Records are packed into batches per partition (`create_batch` / `send_batch`), so the
+        wait is on one future per batch, not one per record. A key goes to the partition `send`
+        would choose, by aiokafka's default partitioner (murmur2, as Java's client), computed
+        once per key; a record without a key goes to a random partition. Within a partition
+        the records keep their order in `items`.
+        """
         producer = self.producer
-        futures = [
-            await producer.send(topic, value=record.value, key=record.key, headers=record.headers)
-            for topic, record in items
-        ]
+        filling: dict[tuple[str, int], BatchBuilder] = {}
+        futures: list[asyncio.Future[Any]] = []
+        layouts: dict[str, tuple[list[int], list[int]]] = {}
+        partitions: dict[tuple[str, bytes | None], int] = {}
+        counts: dict[str, int] = {}
+        for topic, record in items:
+            key = record.key
+            partition = partitions.get((topic, key))
+            if partition is None:
+                layout = layouts.get(topic)
+                if layout is None:
+                    layout = layouts[topic] = await self._layout(topic)
+                partition = int(_PARTITIONER(key, *layout))
+                if key is not None:
+                    partitions[(topic, key)] = partition
+            batch = filling.get((topic, partition))
+            if batch is None:
+                batch = filling[(topic, partition)] = producer.create_batch()
+            metadata = batch.append(key=key, value=record.value, timestamp=None, headers=record.headers)
+            if metadata is None:  # full: send it, start the next one
+                futures.append(await self._submit(batch, topic, partition))
+                batch = filling[(topic, partition)] = producer.create_batch()
+                metadata = batch.append(key=key, value=record.value, timestamp=None, headers=record.headers)
+            if metadata.size > MAX_REQUEST_BYTES:
+                raise MessageSizeTooLargeError(
+                    f"a record for {topic} is {metadata.size} bytes, over the {MAX_REQUEST_BYTES} bytes of a request"
+                )
+            counts[topic] = counts.get(topic, 0) + 1
+        for (topic, partition), batch in filling.items():
+            futures.append(await self._submit(batch, topic, partition))
         await asyncio.gather(*futures)
-        for topic, _ in items:
-            _published.add(1, {"topic": topic})
+        for topic, n in counts.items():
+            _published.add(n, {"topic": topic})
+
+    async def _layout(self, topic: str) -> tuple[list[int], list[int]]:
+        """Every partition of `topic` and those with a leader: what aiokafka's `send` gives its partitioner."""
+        producer = self.producer
+        every = sorted(await producer.partitions_for(topic))
+        return every, list(producer.client.cluster.available_partitions_for_topic(topic))
+
+    async def _submit(self, batch: BatchBuilder, topic: str, partition: int) -> asyncio.Future[Any]:
+        batch.close()  # nothing else may join it: its records are ours and in our order
+        future: asyncio.Future[Any] = await self.producer.send_batch(batch, topic, partition=partition)
+        return future
 
     async def publish(self, event: Event, topic: Topic | str, key: str | None) -> None:
         """Publish now, outside any transaction (heartbeats, dead letters); traces the send."""
