@@ -22,10 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tarifa_collector.adapters.tables import ArchivedRecord
 from tarifa_collector.config import CollectorSettings
 from tarifa_collector.entrypoints.api import create_app
-from tarifa_collector.entrypoints.service import tune_garbage_collector
 from tarifa_collector.fake_ipoffice import FakeIpOffice, smdr_line
 from tarifa_common import auth
 from tarifa_common.broker import EmbeddedBroker, free_port
+from tarifa_common.config import tune_garbage_collector
 from tarifa_common.messaging import OutboxEntry
 
 SECRET = "b" * 48

@@ -25,6 +25,7 @@ from sqlmodel import func, select
 
 from tarifa_common import contracts, topics
 from tarifa_common.broker import EmbeddedBroker, free_port
+from tarifa_common.config import tune_garbage_collector
 from tarifa_common.db import migrate
 from tarifa_common.events import Event, deterministic_id, encode
 from tarifa_common.kafka import Publisher, ensure_topics
@@ -116,6 +117,7 @@ async def run(calls: int, postgres: bool, batch: int, profile: str | None) -> No
         heartbeat_interval_seconds=30,
         log_level="WARNING",
     )
+    tune_garbage_collector(settings)  # what `tarifa serve rater` does for its process
     rater = build(settings)
     tenant = "bench"
     publisher = Publisher(broker.bootstrap_servers, "bench-collector")

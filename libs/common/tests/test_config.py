@@ -70,3 +70,19 @@ def test_outside_production_the_database_is_the_file_tarifa_up_uses(monkeypatch:
     monkeypatch.delenv("TARIFA_DATABASE_URL", raising=False)
     monkeypatch.setenv("TARIFA_DATA_DIR", "/srv/tarifa")
     assert ExampleSettings().database_url == "sqlite+aiosqlite:////srv/tarifa/db/example.db"
+
+
+def test_a_service_process_collects_young_objects_as_its_settings_say_unless_told_not_to() -> None:
+    import gc
+
+    from tarifa_common.config import tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector(ServiceSettings(gc_young_threshold=12_345))
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+        gc.set_threshold(*before)
+        tune_garbage_collector(ServiceSettings(gc_young_threshold=0))
+        assert gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*before)

@@ -87,6 +87,7 @@ def serve(service: Annotated[str, typer.Argument(help="collector, rater, voip-su
     import uvicorn
     from pydantic import ValidationError
 
+    from tarifa_common.config import tune_garbage_collector
     from tarifa_common.telemetry import setup_telemetry
 
     specs = _specs()
@@ -106,6 +107,7 @@ def serve(service: Annotated[str, typer.Argument(help="collector, rater, voip-su
         log_format=settings.log_format,
         log_level=settings.log_level,
     )
+    tune_garbage_collector(settings)
     config = uvicorn.Config(
         spec.create_app(settings),
         host=settings.http_host,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,15 +87,7 @@ def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:
 
 
 def build(settings: RaterSettings, *, consume: bool = True) -> Rater:
-    """The rater of one process; `consume=False` for the CLI (no consumer group join).
-
-    The consuming process collects garbage less often: a batch of 2,000 calls allocates hundreds
-    of thousands of short-lived objects, almost all freed by reference counting, and Python's
-    default (a collection every 700 allocations, walking the long-lived tariff tables at every
-    older-generation pass) took a fifth of the CPU and paused the loop that feeds SQLite.
-    """
-    if consume and settings.gc_threshold:
-        gc.set_threshold(settings.gc_threshold, 20, 100)
+    """The rater of one process; `consume=False` for the CLI (no consumer group join)."""
     ref: list[Rater] = []
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, subscriptions=subscriptions(ref) if consume else ())
     numbering = NumberingPlan(country_code=settings.country_code, home_area_code=settings.home_area_code)

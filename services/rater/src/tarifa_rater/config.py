@@ -21,9 +21,9 @@ class RaterSettings(ServiceSettings):
         default="11", pattern=r"^[0-9]{1,5}$", description="the home area (DDD) of tenants that set none"
     )
     rerate_chunk_size: int = Field(default=500, ge=1, le=50_000, description="calls per re-rate transaction")
-    gc_threshold: int = Field(
+    gc_young_threshold: int = Field(
         default=50_000,
         ge=0,
-        description="allocations between young-generation garbage collections in the consuming process "
+        description="allocations between young-generation garbage collections in the service process "
         "(0: Python's default); see docs/rater.md",
     )

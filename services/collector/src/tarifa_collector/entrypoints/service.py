@@ -1,6 +1,4 @@
-"""How the `tarifa` CLI finds the collector (entry point `tarifa.services`), and its process set-up."""
-
-import gc
+"""How the `tarifa` CLI finds the collector (entry point `tarifa.services`)."""
 
 import typer
 from fastapi import FastAPI
@@ -10,18 +8,10 @@ from tarifa_common.config import ServiceSettings
 from tarifa_common.service import ServiceSpec
 
 
-def tune_garbage_collector(settings: CollectorSettings) -> None:
-    """Collect young objects every `gc_young_threshold` allocations rather than Python's 700 (docs/collector.md)."""
-    if settings.gc_young_threshold:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(settings.gc_young_threshold, middle, old)
-
-
 def _create_app(settings: ServiceSettings) -> FastAPI:
     from tarifa_collector.entrypoints.api import create_app
 
     assert isinstance(settings, CollectorSettings)
-    tune_garbage_collector(settings)
     return create_app(settings)
 
 
