@@ -1,16 +1,15 @@
 """Publisher.send_many on the real embedded broker: keys keep aiokafka's partitions, order and size limits hold."""
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
 
 from tarifa_common.broker import EmbeddedBroker
 from tarifa_common.events import KafkaRecord
 from tarifa_common.kafka import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, Publisher, ensure_topics
-from tarifa_common.testing import unique
+from tarifa_common.testing import read_records, unique
 from tarifa_common.topics import Topic
 
 pytestmark = pytest.mark.broker
@@ -30,32 +29,6 @@ async def make_topic(broker: EmbeddedBroker, partitions: int) -> str:
     return name
 
 
-async def read_partitions(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of `topic`, with its partition and offset, read by a plain aiokafka consumer."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = None
-        for _ in range(100):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        assert partitions, f"topic {topic} has no partitions"
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        await consumer.seek_to_beginning()
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while len(records) < expected and loop.time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=300)).values():
-                records += batch
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def test_a_key_lands_on_the_partition_aiokafka_send_chooses(broker: EmbeddedBroker, publisher: Publisher) -> None:
     topic = await make_topic(broker, partitions=6)
     keys = [f"pbx-{i}".encode() for i in range(60)]
@@ -67,7 +40,7 @@ async def test_a_key_lands_on_the_partition_aiokafka_send_chooses(broker: Embedd
 
     await publisher.send_many([(topic, KafkaRecord(key, b"by send_many", [("h", b"v")])) for key in keys])
 
-    records = await read_partitions(broker.bootstrap_servers, topic, 2 * len(keys))
+    records = await read_records(broker.bootstrap_servers, topic, 2 * len(keys))
     batched = {r.key: r.partition for r in records if r.value == b"by send_many"}
     assert batched == by_send
     assert all(list(r.headers) == [("h", b"v")] for r in records if r.value == b"by send_many")
@@ -82,7 +55,7 @@ async def test_records_keep_their_order_per_key_across_batches(broker: EmbeddedB
 
     await publisher.send_many(items)
 
-    records = await read_partitions(broker.bootstrap_servers, topic, len(items))
+    records = await read_records(broker.bootstrap_servers, topic, len(items))
     assert len(records) == len(items)
     by_partition: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
     for record in records:

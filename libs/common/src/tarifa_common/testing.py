@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from tarifa_common.broker import EmbeddedBroker, free_port
@@ -115,6 +115,14 @@ def unique(prefix: str) -> str:
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[KafkaRecord]:
     """Read a topic from the start as a plain Kafka client would (no group, no Tarifa code)."""
+    records = await read_records(bootstrap, topic, expected, timeout)
+    return [KafkaRecord(r.key, r.value or b"", list(r.headers)) for r in records]
+
+
+async def read_records(
+    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """`read_all` with aiokafka's own records, for tests that look at partitions and offsets."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -128,12 +136,12 @@ async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 2
         assert partitions, f"topic {topic} has no partitions"
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         await consumer.seek_to_beginning()
-        records: list[KafkaRecord] = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(records) < expected and loop.time() < deadline:
             for batch in (await consumer.getmany(timeout_ms=300)).values():
-                records += [KafkaRecord(r.key, r.value or b"", list(r.headers)) for r in batch]
+                records += batch
         return records
     finally:
         await consumer.stop()
