@@ -408,9 +408,7 @@ async def replay_calls(
     """
     calls = await store.calls_between(tenant, source_id, start, end, after, limit)
     _publish(uow, calls)
-    if len(calls) < limit:
-        return len(calls), None
-    return len(calls), (calls[-1].started_at, calls[-1].record_id)
+    return len(calls), _next_page(calls, limit)
 
 
 async def republish_unaccounted(
@@ -434,8 +432,12 @@ async def republish_unaccounted(
     accounted = await ledger.accounted(tenant, [call.record_id for call in calls]) if calls else set()
     missing = [call for call in calls if call.record_id not in accounted]
     _publish(uow, missing)
-    following = (calls[-1].started_at, calls[-1].record_id) if len(calls) == limit else None
-    return len(calls), len(missing), following
+    return len(calls), len(missing), _next_page(calls, limit)
+
+
+def _next_page(calls: list[PublishableCall], limit: int) -> tuple[datetime, str] | None:
+    """Where the page after a full one starts (calls are ordered by start, then record id); None at the end."""
+    return (calls[-1].started_at, calls[-1].record_id) if len(calls) == limit else None
 
 
 async def retire_source(
