@@ -189,6 +189,7 @@ class PreparedBatch:
     by_call: dict[str, list[smdr.SmdrLeg]] = field(default_factory=dict)
     calls: dict[str, tuple[PublishableCall, bytes]] = field(default_factory=dict)
     finals: dict[str, str] = field(default_factory=dict)
+    archive: list[NewArchiveRecord] = field(default_factory=list)
 
 
 def prepare_lines(
@@ -231,11 +232,21 @@ def prepare_lines(
         else:
             group.append(leg)
     for call_id, group in by_call.items():
-        final = next((leg for leg in group if not leg.continuation), None)
-        if final is not None:
-            batch.finals[call_id] = final.record_id
-            batch.calls[call_id] = _serialised(smdr.publishable_call(group, source), source.numbering)
+        for leg in group:
+            if not leg.continuation:  # the call's last record is here: the call is complete
+                batch.finals[call_id] = leg.record_id
+                batch.calls[call_id] = _serialised(smdr.publishable_call(group, source), source.numbering)
+                break
+    batch.archive = _archive_rows(legs, batch.calls)
     return batch
+
+
+def _archive_rows(
+    legs: dict[str, smdr.SmdrLeg], calls: dict[str, tuple[PublishableCall, bytes]]
+) -> list[NewArchiveRecord]:
+    """The archive rows of a batch's legs: a leg of a call whose last record is here carries the call's id."""
+    call_ids = {call_id: call.record_id for call_id, (call, _) in calls.items()}
+    return [NewArchiveRecord(leg.record_id, leg.call_id, call_ids.get(leg.call_id), leg.raw) for leg in legs.values()]
 
 
 def _serialised(call: PublishableCall, numbering: NumberingPlan | None) -> tuple[PublishableCall, bytes]:
@@ -292,19 +303,13 @@ async def store_batch(
             parsed = smdr.parse_line(raw_leg.encode(), source)
             if isinstance(parsed, smdr.SmdrLeg) and parsed.record_id not in legs:
                 earlier[parsed.call_id].append(parsed)
-        for call_id, legs_before in earlier.items():  # rare: a transfer whose first legs came in an earlier batch
-            assembled[call_id] = _serialised(
-                smdr.publishable_call(legs_before + by_call[call_id], source), source.numbering
-            )
-        archive = [
-            NewArchiveRecord(
-                leg.record_id,
-                leg.call_id,
-                assembled[leg.call_id][0].record_id if leg.call_id in assembled else None,
-                leg.raw,
-            )
-            for leg in legs.values()
-        ]
+        archive = batch.archive
+        if earlier:  # rare: a transfer whose first legs came in an earlier batch, so the call's id changes
+            for call_id, legs_before in earlier.items():
+                assembled[call_id] = _serialised(
+                    smdr.publishable_call(legs_before + by_call[call_id], source), source.numbering
+                )
+            archive = _archive_rows(legs, assembled)
         inserted = await store.archive(source.tenant, source.source_id, now, archive)
         # A call goes out when its last record is new here: a re-sent final record was published before.
         for call_id, prepared in assembled.items():

@@ -52,10 +52,8 @@ def _archive_sql(rows: int) -> str:
 def sqlite_datetime(value: datetime) -> str:
     """A datetime as SQLAlchemy's SQLite `DateTime` stores it (its fields as given, microseconds always),
     so rows written with plain SQL read back through the ORM and compare right with its bound values."""
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    # `YYYY-MM-DD HH:MM:SS.ffffff` is 26 characters for every year; an offset would follow it.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _aware(value: datetime | None) -> datetime | None:
