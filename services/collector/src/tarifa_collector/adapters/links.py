@@ -79,8 +79,10 @@ class SmdrStream:
                 await self._put(None, storing)
                 await storing
             raise
-        except BaseException:
+        except BaseException:  # cancelled (the source stops): the batch in flight rolls back, as before
             storing.cancel()
+            with contextlib.suppress(BaseException):
+                await storing
             raise
         await self._put(None, storing)
         await storing

@@ -30,8 +30,9 @@ from tarifa_collector.handlers import NewArchiveRecord
 from tarifa_common.contracts import Direction
 from tarifa_common.errors import Conflict, NotFound
 
-# SQLite allows 32766 bound parameters per statement; PostgreSQL 65535. Chunks stay well below.
-_IN_CHUNK = 500
+# SQLite allows 32766 bound parameters per statement; asyncpg 32767. Chunks stay well below: a
+# batch of SMDR calls (about 7,000) asks for its earlier legs in two queries, not fourteen.
+_IN_CHUNK = 5000
 # Archive rows per INSERT on SQLite: 7 parameters each, 28,000 in all.
 _ARCHIVE_ROWS = 4000
 _ARCHIVE_INSERT = "INSERT INTO collector_archive (id, tenant, source_id, received_at, call_id, call_record_id, raw)"
