@@ -233,7 +233,7 @@ def prepare_lines(
             group.append(leg)
     for call_id, group in by_call.items():
         for leg in group:
-            if not leg.continuation:  # the call's last record is here: the call is complete
+            if not leg.continuation:  # its last record (Continuation 0) is here: the call is complete
                 batch.finals[call_id] = leg.record_id
                 batch.calls[call_id] = _serialised(smdr.publishable_call(group, source), source.numbering)
                 break

@@ -217,11 +217,6 @@ def parse_line(raw: bytes, source: SourceContext) -> SmdrLeg | Rejection:
     )
 
 
-def is_complete(legs: Sequence[SmdrLeg]) -> bool:
-    """A call is complete once its last record (Continuation 0) has arrived."""
-    return any(not leg.continuation for leg in legs)
-
-
 def assemble_call(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool = True) -> CollectedCdr:
     """The billable call made of the legs that share one Call ID, as the contract's model (see `call_data`)."""
     return CollectedCdr.model_validate(call_data(legs, source, complete=complete))
