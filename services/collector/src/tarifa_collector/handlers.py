@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from opentelemetry import propagate
 from pydantic_core import to_json
@@ -43,12 +43,10 @@ ROW_PARSERS: dict[RecordFormat, Callable[[bytes, SourceContext], CollectedCdr | 
 INCOMPLETE_REASON = "incomplete record: the connection or file ended before its line end"
 
 
-@dataclass(frozen=True, slots=True)
-class NewArchiveRecord:
+class NewArchiveRecord(NamedTuple):
+    """One record for the archive (a tuple: a batch builds thousands); tenant, source and time are the batch's."""
+
     id: str
-    tenant: str
-    source_id: str
-    received_at: datetime
     call_id: str | None
     call_record_id: str | None
     raw: str
@@ -67,13 +65,15 @@ class CollectorStore(Protocol):
 
     async def stale_pending_legs(self, tenant: str, source_id: str, received_before: datetime) -> list[str]: ...
 
-    async def archive(self, records: Sequence[NewArchiveRecord]) -> set[str]:
+    async def archive(
+        self, tenant: str, source_id: str, received_at: datetime, records: Sequence[NewArchiveRecord]
+    ) -> set[str]:
         """Insert the records whose id is new (atomically, even against a concurrent writer); return their ids."""
         ...
 
     async def assign_call(self, leg_ids: Collection[str], call_record_id: str) -> None: ...
 
-    async def save_calls(self, calls: Sequence[tuple[PublishableCall, str]], collected_at: datetime) -> None:
+    async def save_calls(self, calls: Sequence[tuple[PublishableCall, bytes]], collected_at: datetime) -> None:
         """Keep each call with its JSON payload (the event's data, serialised once)."""
         ...
 
@@ -138,29 +138,123 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-def _publish(uow: UnitOfWork, calls: Sequence[PublishableCall], numbering: NumberingPlan | None = None) -> list[bytes]:
-    """Emit each call on `cdr.raw`; return each one's data as JSON (serialised once, for the archive too).
+def _emit_calls(uow: UnitOfWork, calls: Sequence[tuple[PublishableCall, bytes]]) -> None:
+    """Emit each call on `cdr.raw` with its data already serialised (the same bytes go to the archive)."""
+    trace: dict[str, str] = {}
+    propagate.inject(trace)  # the batch's trace context, taken once rather than per event
+    for call, payload in calls:
+        uow.emit(collected_event(call, trace), topics.CDR_RAW, call.source_id, data=payload)
+
+
+def _publish(
+    uow: UnitOfWork, calls: Sequence[PublishableCall], numbering: NumberingPlan | None = None
+) -> list[tuple[PublishableCall, bytes]]:
+    """Emit each call on `cdr.raw`; return each one with its data as JSON (serialised once, for the archive too).
 
     With the source's numbering plan, the calls' numbers get their E.164 form first.
     """
-    payloads = []
-    trace: dict[str, str] = {}
-    propagate.inject(trace)  # the batch's trace context, taken once rather than per event
-    for call in calls:
-        if numbering is not None:
-            fill_e164(call.data, numbering)
-        # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
-        payload = to_json(call.data)
-        uow.emit(collected_event(call, trace), topics.CDR_RAW, call.source_id, data=payload)
-        payloads.append(payload)
-    return payloads
+    serialised = [_serialised(call, numbering) for call in calls]
+    _emit_calls(uow, serialised)
+    return serialised
 
 
 async def _save_and_publish(
-    uow: UnitOfWork, store: CollectorStore, calls: Sequence[PublishableCall], now: datetime, source: SourceContext
+    uow: UnitOfWork, store: CollectorStore, calls: Sequence[tuple[PublishableCall, bytes]], now: datetime
 ) -> None:
-    payloads = _publish(uow, calls, source.numbering)
-    await store.save_calls([(call, payload.decode()) for call, payload in zip(calls, payloads, strict=True)], now)
+    """Keep the calls and emit them, with the data serialised once for both."""
+    _emit_calls(uow, calls)
+    await store.save_calls(calls, now)
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch of lines read and turned into archive rows and calls OUTSIDE any transaction (`prepare_lines`).
+
+    Pure work on what the batch holds, so a link prepares its next batch while the previous one
+    is being stored; `store_batch` then does only what needs the database. For SMDR, a call whose
+    last record is here is assembled from this batch's legs; legs of it that came in earlier
+    batches are looked up (and the call assembled again) in the store step, in the transaction
+    that sees every earlier batch committed.
+    """
+
+    record_format: RecordFormat
+    lines: Sequence[bytes]
+    rejections: list[tuple[int, Rejection]]
+    duplicates: int = 0
+    mapping: operator_csv.ColumnMapping | None = None
+    # SMDR only: this batch's new legs by record id (arrival order), grouped by Call ID; the calls
+    # whose last record is here (from this batch's legs), each with its data serialised, and the
+    # id of that last record.
+    legs: dict[str, smdr.SmdrLeg] = field(default_factory=dict)
+    by_call: dict[str, list[smdr.SmdrLeg]] = field(default_factory=dict)
+    calls: dict[str, tuple[PublishableCall, bytes]] = field(default_factory=dict)
+    finals: dict[str, str] = field(default_factory=dict)
+    archive: list[NewArchiveRecord] = field(default_factory=list)
+
+
+def prepare_lines(
+    source: SourceContext,
+    record_format: RecordFormat,
+    lines: Sequence[bytes],
+    *,
+    incomplete: Sequence[bytes] = (),
+    mapping: operator_csv.ColumnMapping | None = None,
+) -> PreparedBatch:
+    """The part of `ingest_lines` that needs no database: parse, drop in-batch duplicates, assemble calls.
+
+    `incomplete` are line fragments cut by a dropped connection or a file without a final line
+    end: rejected whatever they look like, since a cut record can still parse (with a wrong value).
+    """
+    batch = PreparedBatch(
+        record_format,
+        lines,
+        [(len(lines) + n, Rejection(INCOMPLETE_REASON, fragment)) for n, fragment in enumerate(incomplete, start=1)],
+        mapping=mapping,
+    )
+    if record_format is not RecordFormat.AVAYA_SMDR:
+        return batch
+    legs = batch.legs
+    rejections = batch.rejections
+    parse = smdr.parse_line
+    for number, raw in enumerate(lines, start=1):
+        parsed = parse(raw, source)
+        if isinstance(parsed, Rejection):
+            rejections.append((number, parsed))
+        elif parsed.record_id in legs:
+            batch.duplicates += 1
+        else:
+            legs[parsed.record_id] = parsed
+    by_call = batch.by_call
+    for leg in legs.values():
+        group = by_call.get(leg.call_id)
+        if group is None:
+            by_call[leg.call_id] = [leg]
+        else:
+            group.append(leg)
+    for call_id, group in by_call.items():
+        for leg in group:
+            if not leg.continuation:  # its last record (Continuation 0) is here: the call is complete
+                batch.finals[call_id] = leg.record_id
+                batch.calls[call_id] = _serialised(smdr.publishable_call(group, source), source.numbering)
+                break
+    batch.archive = _archive_rows(legs, batch.calls)
+    return batch
+
+
+def _archive_rows(
+    legs: dict[str, smdr.SmdrLeg], calls: dict[str, tuple[PublishableCall, bytes]]
+) -> list[NewArchiveRecord]:
+    """The archive rows of a batch's legs: a leg of a call whose last record is here carries the call's id."""
+    call_ids = {call_id: call.record_id for call_id, (call, _) in calls.items()}
+    return [NewArchiveRecord(leg.record_id, leg.call_id, call_ids.get(leg.call_id), leg.raw) for leg in legs.values()]
+
+
+def _serialised(call: PublishableCall, numbering: NumberingPlan | None) -> tuple[PublishableCall, bytes]:
+    """The call with its E.164 numbers (with the source's plan) and its data as JSON, serialised once."""
+    if numbering is not None:
+        fill_e164(call.data, numbering)
+    # JSON values only (PublishableCall.data), so pydantic's serialiser writes what `dumps` would.
+    return call, to_json(call.data)
 
 
 async def ingest_lines(
@@ -178,70 +272,62 @@ async def ingest_lines(
     """Archive every new record, publish the calls they complete, reject what cannot be read.
 
     All in the caller's transaction: a record counts as received only once this commits.
-    `incomplete` are line fragments cut by a dropped connection or a file without a final line
-    end: rejected whatever they look like, since a cut record can still parse (with a wrong value).
+    `prepare_lines` then `store_batch`, for callers that do not pipeline them.
     """
-    outcome = IngestOutcome()
-    rejections: list[tuple[int, Rejection]] = [
-        (len(lines) + number, Rejection(INCOMPLETE_REASON, fragment))
-        for number, fragment in enumerate(incomplete, start=1)
-    ]
-    archive: list[NewArchiveRecord] = []
-    calls: list[PublishableCall] = []
-    if record_format is RecordFormat.AVAYA_SMDR:
-        legs: dict[str, smdr.SmdrLeg] = {}
-        for number, raw in enumerate(lines, start=1):
-            parsed = smdr.parse_line(raw, source)
-            if isinstance(parsed, Rejection):
-                rejections.append((number, parsed))
-            elif parsed.record_id in legs:
-                outcome.duplicates += 1
-            else:
-                legs[parsed.record_id] = parsed
-        by_call: dict[str, list[smdr.SmdrLeg]] = defaultdict(list)
-        for leg in legs.values():
-            by_call[leg.call_id].append(leg)
-        finished = [call_id for call_id, group in by_call.items() if smdr.is_complete(group)]
+    batch = prepare_lines(source, record_format, lines, incomplete=incomplete, mapping=mapping)
+    return await store_batch(uow, store, source, batch, location=location, now=now)
+
+
+async def store_batch(
+    uow: UnitOfWork,
+    store: CollectorStore,
+    source: SourceContext,
+    batch: PreparedBatch,
+    *,
+    location: str,
+    now: datetime,
+) -> IngestOutcome:
+    """Archive a prepared batch's new records, publish the calls they complete, reject what could not be read.
+
+    All in the caller's transaction: a record counts as received only once this commits. A call
+    goes out only from the transaction that inserted its last record, so a re-sent buffer (even
+    one prepared while its first copy was still being stored) publishes nothing twice.
+    """
+    outcome = IngestOutcome(duplicates=batch.duplicates)
+    rejections = batch.rejections
+    calls: list[tuple[PublishableCall, bytes]] = []
+    if batch.record_format is RecordFormat.AVAYA_SMDR:
+        legs, by_call, assembled = batch.legs, batch.by_call, batch.calls
         earlier: dict[str, list[smdr.SmdrLeg]] = defaultdict(list)
-        for raw_leg in await store.pending_legs(source.tenant, source.source_id, finished) if finished else []:
+        for raw_leg in await store.pending_legs(source.tenant, source.source_id, assembled) if assembled else []:
             parsed = smdr.parse_line(raw_leg.encode(), source)
             if isinstance(parsed, smdr.SmdrLeg) and parsed.record_id not in legs:
                 earlier[parsed.call_id].append(parsed)
-        assembled: dict[str, PublishableCall] = {
-            call_id: smdr.publishable_call(earlier[call_id] + by_call[call_id], source) for call_id in finished
-        }
-        archive = [
-            NewArchiveRecord(
-                leg.record_id,
-                source.tenant,
-                source.source_id,
-                now,
-                leg.call_id,
-                assembled[leg.call_id].record_id if leg.call_id in assembled else None,
-                leg.raw,
-            )
-            for leg in legs.values()
-        ]
-        inserted = await store.archive(archive)
-        outcome.duplicates += len(archive) - len(inserted)
+        archive = batch.archive
+        if earlier:  # rare: a transfer whose first legs came in an earlier batch, so the call's id changes
+            for call_id, legs_before in earlier.items():
+                assembled[call_id] = _serialised(
+                    smdr.publishable_call(legs_before + by_call[call_id], source), source.numbering
+                )
+            archive = _archive_rows(legs, assembled)
+        inserted = await store.archive(source.tenant, source.source_id, now, archive)
         # A call goes out when its last record is new here: a re-sent final record was published before.
-        for call_id, call in assembled.items():
-            final = next(leg for leg in by_call[call_id] if not leg.continuation)
-            if final.record_id in inserted:
-                calls.append(call)
-                if earlier[call_id]:
-                    await store.assign_call([leg.record_id for leg in earlier[call_id]], call.record_id)
+        for call_id, prepared in assembled.items():
+            if batch.finals[call_id] in inserted:
+                calls.append(prepared)
+                if call_id in earlier:
+                    await store.assign_call([leg.record_id for leg in earlier[call_id]], prepared[0].record_id)
     else:
-        if record_format is RecordFormat.OPERATOR_CSV:
-            if mapping is None:
+        if batch.record_format is RecordFormat.OPERATOR_CSV:
+            if batch.mapping is None:
                 raise ValueError("an operator_csv source needs its column mapping")
             parse: Callable[[bytes, SourceContext], CollectedCdr | Rejection] = functools.partial(
-                operator_csv.parse_operator_line, mapping=mapping
+                operator_csv.parse_operator_line, mapping=batch.mapping
             )
         else:
-            parse = ROW_PARSERS[record_format]
+            parse = ROW_PARSERS[batch.record_format]
         parsed_calls: dict[str, CollectedCdr] = {}
-        for number, raw in enumerate(lines, start=1):
+        for number, raw in enumerate(batch.lines, start=1):
             parsed_call = parse(raw, source)
             if isinstance(parsed_call, Rejection):
                 rejections.append((number, parsed_call))
@@ -250,20 +336,21 @@ async def ingest_lines(
             else:
                 parsed_calls[parsed_call.record_id] = parsed_call
         archive = [
-            NewArchiveRecord(
-                call.record_id, source.tenant, source.source_id, now, call.call_id, call.record_id, call.raw
-            )
-            for call in parsed_calls.values()
+            NewArchiveRecord(call.record_id, call.call_id, call.record_id, call.raw) for call in parsed_calls.values()
         ]
-        inserted = await store.archive(archive)
-        outcome.duplicates += len(archive) - len(inserted)
-        calls = [PublishableCall.of(call) for call in parsed_calls.values() if call.record_id in inserted]
-    await _save_and_publish(uow, store, calls, now, source)
+        inserted = await store.archive(source.tenant, source.source_id, now, archive)
+        calls = [
+            _serialised(PublishableCall.of(call), source.numbering)
+            for call in parsed_calls.values()
+            if call.record_id in inserted
+        ]
+    outcome.duplicates += len(archive) - len(inserted)
+    await _save_and_publish(uow, store, calls, now)
     for number, rejection in rejections:
         _emit_rejection(uow, source, rejection, f"{location} line {number}", now)
     outcome.accepted = len(inserted)
     outcome.rejected = len(rejections)
-    outcome.calls = calls
+    outcome.calls = [call for call, _ in calls]
     outcome.rejections = [(number, rejection.reason) for number, rejection in rejections]
 
     state = await store.state(source.tenant, source.source_id)
@@ -273,7 +360,7 @@ async def ingest_lines(
     if outcome.accepted or outcome.duplicates:
         state.last_record_at = now
         _resolve_alerts(uow, state)
-    for call in calls:
+    for call, _ in calls:
         if state.last_call_start is None or call.started_at > state.last_call_start:
             state.last_call_start = call.started_at
     await store.save_state(state)
@@ -297,7 +384,7 @@ async def flush_stale_legs(
         call = smdr.publishable_call(legs, source, complete=False)
         await store.assign_call([leg.record_id for leg in legs], call.record_id)
         calls.append(call)
-    await _save_and_publish(uow, store, calls, now, source)
+    await _save_and_publish(uow, store, [_serialised(call, source.numbering) for call in calls], now)
     return calls
 
 

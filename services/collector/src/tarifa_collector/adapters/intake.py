@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 _LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 
+def batch_lock(tenant: str, source_id: str) -> asyncio.Lock:
+    """The lock a source's batches are stored under, one after the other, in this process."""
+    return _LOCKS.setdefault((tenant, source_id), asyncio.Lock())
+
+
 def context_of(tenant: str, source: SourceSettings) -> SourceContext:
     return SourceContext(
         tenant=tenant,
@@ -47,22 +52,33 @@ class Intake:
         location: str,
         incomplete: Sequence[bytes] = (),
     ) -> handlers.IngestOutcome:
-        lock = _LOCKS.setdefault((tenant, source.id), asyncio.Lock())
+        """Prepare and store one batch of lines in one transaction."""
+        return await self.store(tenant, source, self.prepare(tenant, source, lines, incomplete), location=location)
+
+    def prepare(
+        self, tenant: str, source: SourceSettings, lines: Sequence[bytes], incomplete: Sequence[bytes] = ()
+    ) -> handlers.PreparedBatch:
+        """The work of a batch that needs no database (a link does it while the previous batch is stored)."""
+        return handlers.prepare_lines(
+            context_of(tenant, source), source.format, lines, incomplete=incomplete, mapping=source.column_mapping
+        )
+
+    async def store(
+        self, tenant: str, source: SourceSettings, batch: handlers.PreparedBatch, *, location: str
+    ) -> handlers.IngestOutcome:
+        """Store a prepared batch in its own transaction, after the source's previous batch (`batch_lock`)."""
         # One span per batch: every event of the batch carries its trace, and the link's work shows in traces.
         with telemetry.tracer().start_as_current_span(
-            "collector ingest", attributes={"tarifa.source": source.id, "tarifa.records": len(lines)}
+            "collector ingest", attributes={"tarifa.source": source.id, "tarifa.records": len(batch.lines)}
         ):
-            async with lock, self.units() as uow:
-                outcome = await handlers.ingest_lines(
+            async with batch_lock(tenant, source.id), self.units() as uow:
+                outcome = await handlers.store_batch(
                     uow,
                     SqlCollectorStore(uow.session),
                     context_of(tenant, source),
-                    source.format,
-                    lines,
+                    batch,
                     location=location,
                     now=utcnow(),
-                    incomplete=incomplete,
-                    mapping=source.column_mapping,
                 )
         if outcome.rejected:
             log.info("source %s/%s: %d record(s) rejected at %s", tenant, source.id, outcome.rejected, location)

@@ -1,9 +1,9 @@
 """Running sources: SMDR over TCP in both directions, drop directories, and the loop that keeps them configured.
 
 IP Office sends SMDR as soon as a TCP peer is there and expects no acknowledgement; what
-protects a record is that we read no further until the batch in hand is committed (the TCP
-window then holds IP Office back), and that IP Office re-sends its buffer after a reconnect
-(duplicates the archive's primary key absorbs).
+protects a record is that we read at most a bounded number of batches ahead of the one being
+committed (the TCP window then holds IP Office back), and that IP Office re-sends its buffer
+after a reconnect (duplicates the archive's primary key absorbs).
 """
 
 from __future__ import annotations
@@ -27,15 +27,111 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.csv_formats import SUMMIT_HEADER
 from tarifa_collector.domain.schedule import next_run
 from tarifa_collector.domain.sources import AfterImport, Connection, RecordFormat, SourceKind, SourceSettings
+from tarifa_collector.handlers import PreparedBatch
 from tarifa_common.events import utcnow
 
 log = logging.getLogger(__name__)
-# A batch is whatever arrived while the previous one was being committed, up to READ_SIZE: the
+# A batch is whatever arrived while the previous one was being prepared, up to READ_SIZE: the
 # stream buffers up to twice STREAM_LIMIT before it stops reading the socket (then the TCP
 # window holds IP Office back). Bigger batches amortise the per-transaction cost (commit,
 # source state row); 1 MiB is about 7,000 SMDR records.
 READ_SIZE = 1024 * 1024
 STREAM_LIMIT = 512 * 1024
+# Prepared batches waiting while one is stored. The reader prepares batch N+1 (Python) while the
+# database stores batch N (SQLite's own thread, or PostgreSQL); once this many wait, it reads no more.
+PIPELINE_DEPTH = 1
+
+
+class SmdrStream:
+    """One SMDR connection: a reader that splits and prepares batches, a writer that stores them in order.
+
+    The two overlap through a queue of `depth` batches, and the queue is the back-pressure: when
+    it is full the reader stops reading, the stream's buffer fills and the TCP window holds IP
+    Office back. In memory at most: the batch being stored, `depth` waiting, the one the reader
+    holds, and the stream's buffer. A record counts as received once its batch committed; when
+    the link drops, what was read in whole lines is still stored before the drop is reported.
+    """
+
+    def __init__(
+        self,
+        intake: Intake,
+        tenant: str,
+        source: SourceSettings,
+        location: str,
+        *,
+        depth: int = PIPELINE_DEPTH,
+        read_size: int = READ_SIZE,
+    ) -> None:
+        self.intake, self.tenant, self.source, self.location = intake, tenant, source, location
+        self.read_size = read_size
+        self.queue: asyncio.Queue[tuple[PreparedBatch, str] | None] = asyncio.Queue(maxsize=depth)
+        self.bytes_read = 0  # read from the connection so far
+        self.received = 0  # records committed (accepted or duplicates)
+        self.held_back = False  # the reader waits for room in the queue (it reads nothing meanwhile)
+
+    async def run(self, reader: asyncio.StreamReader) -> int:
+        """Read until the peer closes; return how many records were received (accepted or duplicates)."""
+        storing = asyncio.ensure_future(self._store())
+        try:
+            await self._read(reader, storing)
+        except Exception:
+            if not storing.done():  # the link dropped: keep what was read, then report the drop
+                await self._put(None, storing)
+                await storing
+            raise
+        except BaseException:  # cancelled (the source stops): the batch in flight rolls back, as before
+            storing.cancel()
+            with contextlib.suppress(BaseException):
+                await storing
+            raise
+        await self._put(None, storing)
+        await storing
+        return self.received
+
+    async def _read(self, reader: asyncio.StreamReader, storing: asyncio.Future[None]) -> None:
+        splitter = LineSplitter()
+        while True:
+            data = await reader.read(self.read_size)
+            if not data:
+                break
+            offset = self.bytes_read
+            self.bytes_read += len(data)
+            lines = splitter.feed(data)
+            if lines:
+                batch = self.intake.prepare(self.tenant, self.source, lines)
+                await self._put((batch, f"{self.location} offset {offset}"), storing)
+        rest = splitter.rest()
+        if rest.strip():
+            batch = self.intake.prepare(self.tenant, self.source, [], incomplete=[rest])
+            await self._put((batch, f"{self.location} offset {self.bytes_read}"), storing)
+
+    async def _put(self, item: tuple[PreparedBatch, str] | None, storing: asyncio.Future[None]) -> None:
+        """Queue a batch, waiting for room; if storing failed meanwhile, raise its error instead of waiting."""
+        if storing.done():  # it ends only after the last batch, so here it failed
+            storing.result()
+        if not self.queue.full():
+            self.queue.put_nowait(item)
+            return
+        self.held_back = True
+        room = asyncio.ensure_future(self.queue.put(item))
+        try:
+            done, _ = await asyncio.wait((room, storing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.held_back = False
+            if not room.done():
+                room.cancel()
+        if room not in done:
+            storing.result()
+            raise RuntimeError("storing the batches ended before the last one")
+
+    async def _store(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            batch, location = item
+            outcome = await self.intake.store(self.tenant, self.source, batch, location=location)
+            self.received += outcome.accepted + outcome.duplicates
+            # Let whoever waits for the database connection (the outbox relay) have it before the
+            # next batch's transaction takes it again: a fast link must not starve the relay.
+            await asyncio.sleep(0)
 
 
 async def pump(
@@ -45,23 +141,8 @@ async def pump(
     source: SourceSettings,
     location: str,
 ) -> int:
-    """Read SMDR lines until the peer closes; each chunk's complete lines are committed before the next read."""
-    splitter = LineSplitter()
-    offset = 0
-    received = 0
-    while True:
-        data = await reader.read(READ_SIZE)
-        if not data:
-            break
-        lines = splitter.feed(data)
-        if lines:
-            outcome = await intake.ingest(tenant, source, lines, location=f"{location} offset {offset}")
-            received += outcome.accepted + outcome.duplicates
-        offset += len(data)
-    rest = splitter.rest()
-    if rest.strip():
-        await intake.ingest(tenant, source, [], location=f"{location} offset {offset}", incomplete=[rest])
-    return received
+    """Read SMDR lines until the peer closes (`SmdrStream`); return how many records were received."""
+    return await SmdrStream(intake, tenant, source, location).run(reader)
 
 
 class SmdrListener:

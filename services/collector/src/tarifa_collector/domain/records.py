@@ -52,9 +52,12 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(tzinfo=zone).astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PublishableCall:
     """A call ready for `cdr.raw`: what storage and the envelope need, and the event data as JSON values.
+
+    Not frozen: one is built per call on the SMDR hot path, and a frozen init costs twice as much
+    (its `data` dict made it unhashable anyway).
 
     `data` is exactly `CollectedCdr.model_dump(mode="json")` (a test holds the SMDR fast path to
     that); the SMDR hot path builds it without pydantic, which cost more than the rest of the

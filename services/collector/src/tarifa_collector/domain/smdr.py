@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -217,11 +217,6 @@ def parse_line(raw: bytes, source: SourceContext) -> SmdrLeg | Rejection:
     )
 
 
-def is_complete(legs: Sequence[SmdrLeg]) -> bool:
-    """A call is complete once its last record (Continuation 0) has arrived."""
-    return any(not leg.continuation for leg in legs)
-
-
 def assemble_call(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool = True) -> CollectedCdr:
     """The billable call made of the legs that share one Call ID, as the contract's model (see `call_data`)."""
     return CollectedCdr.model_validate(call_data(legs, source, complete=complete))
@@ -245,52 +240,71 @@ def call_data(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool 
     the result equal to `CollectedCdr(...).model_dump(mode="json")`). A leg's end is its UTC
     start plus its elapsed seconds.
     """
+    return _call_data(legs, source, complete)[0]
+
+
+def _call_data(legs: Sequence[SmdrLeg], source: SourceContext, complete: bool) -> tuple[dict[str, Any], datetime]:
+    """`call_data`, and the call's start in UTC (naive: `publishable_call` needs it as a datetime)."""
     if not legs:
         raise ValueError("a call needs at least one leg")
-    ordered = sorted(legs, key=_leg_order) if len(legs) > 1 else legs
-    first, last = ordered[0], ordered[-1]
     zone = source.zone
     # UTC as naive datetimes, written with a "Z": the zone's offset is looked up once per leg.
-    utc_start = first.call_start - _offset(first.call_start, zone)
-    started_at = _iso(utc_start)
-    talk = 0
-    duration = 0
-    call_legs = []
-    for leg in ordered:
-        talk += leg.connected_seconds
-        if leg is first:
-            leg_start, leg_started_at, offset = utc_start, started_at, 0
-        else:
-            leg_start = leg.call_start - _offset(leg.call_start, zone)
-            leg_started_at = _iso(leg_start)
-            offset = int((leg.call_start - first.call_start).total_seconds())
-        end = offset + leg.ring_seconds + leg.connected_seconds + leg.hold_seconds + leg.park_seconds
-        if end > duration:
-            duration = end
-        call_legs.append(
-            {
-                "extension": leg.extension,
-                "party": leg.party2_name or leg.party2_device or None,
-                "started_at": leg_started_at,
-                "answered_at": _iso(leg_start + timedelta(seconds=leg.ring_seconds)) if leg.connected_seconds else None,
-                "ended_at": _iso(leg_start + timedelta(seconds=leg.seconds)),
-                "ring_seconds": leg.ring_seconds,
-                "talk_seconds": leg.connected_seconds,
-                "hold_seconds": leg.hold_seconds,
-                "park_seconds": leg.park_seconds,
-            }
-        )
-    answered = talk > 0
-    extension = first.extension
-    last_extension = last.extension
-    leg_ids = sorted(leg.record_id for leg in ordered)
-    if first.internal:
-        direction = Direction.INTERNAL
-    elif first.inbound:
-        direction = Direction.INBOUND
+    if len(legs) == 1:
+        # One record, the common case: the call's times are its leg's, each computed once.
+        first = last = legs[0]
+        utc_start = first.call_start - _offset(first.call_start, zone)
+        started_at = _iso(utc_start)
+        talk = first.connected_seconds
+        duration = first.ring_seconds + talk + first.hold_seconds + first.park_seconds
+        answered_at = _iso(utc_start + timedelta(seconds=first.ring_seconds)) if talk else None
+        ended_at = _iso(utc_start + timedelta(seconds=duration))
+        extension = last_extension = first.extension
+        call_legs = [_leg_data(first, extension, started_at, answered_at, ended_at)]
+        leg_ids = [first.record_id]
+        raw = first.raw
+        trunk = first.trunk
     else:
-        direction = Direction.OUTBOUND
-    return {
+        ordered = sorted(legs, key=_leg_order)
+        first, last = ordered[0], ordered[-1]
+        utc_start = first.call_start - _offset(first.call_start, zone)
+        started_at = _iso(utc_start)
+        talk = 0
+        duration = 0
+        call_legs = []
+        for leg in ordered:
+            talk += leg.connected_seconds
+            if leg is first:
+                leg_start, leg_started_at, offset = utc_start, started_at, 0
+            else:
+                leg_start = leg.call_start - _offset(leg.call_start, zone)
+                leg_started_at = _iso(leg_start)
+                offset = int((leg.call_start - first.call_start).total_seconds())
+            end = offset + leg.seconds
+            if end > duration:
+                duration = end
+            call_legs.append(
+                _leg_data(
+                    leg,
+                    leg.extension,
+                    leg_started_at,
+                    _iso(leg_start + timedelta(seconds=leg.ring_seconds)) if leg.connected_seconds else None,
+                    _iso(leg_start + timedelta(seconds=leg.seconds)),
+                )
+            )
+        answered_at = _iso(utc_start + timedelta(seconds=first.ring_seconds)) if talk else None
+        ended_at = _iso(utc_start + timedelta(seconds=duration))
+        extension = first.extension
+        last_extension = last.extension
+        leg_ids = sorted(leg.record_id for leg in ordered)
+        raw = "\r\n".join(leg.raw for leg in ordered)
+        trunk = first.trunk or last.trunk
+    if first.internal:
+        direction = _INTERNAL
+    elif first.inbound:
+        direction = _INBOUND
+    else:
+        direction = _OUTBOUND
+    data = {
         "tenant": source.tenant,
         "source_id": source.source_id,
         "source_kind": SOURCE_KIND,
@@ -300,25 +314,47 @@ def call_data(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool 
         "started_at": started_at,
         "local_start": first.call_start.isoformat(),
         "time_zone": source.time_zone,
-        "answered_at": _iso(utc_start + timedelta(seconds=first.ring_seconds)) if answered else None,
-        "ended_at": _iso(utc_start + timedelta(seconds=duration)),
+        "answered_at": answered_at,
+        "ended_at": ended_at,
         "duration_seconds": duration,
         "billable_seconds": talk,
-        "direction": direction.value,
-        "disposition": (Disposition.ANSWERED if answered else Disposition.NO_ANSWER).value,
+        "direction": direction,
+        "disposition": _ANSWERED if talk else _NO_ANSWER,
         "caller": first.caller,
         "caller_e164": None,
         "dialled": first.dialled,
         "called_e164": None,
         "extension": extension,
         "answered_by": last_extension if last_extension != extension else None,
-        "transferred": len(ordered) > 1,
-        "trunk": first.trunk or last.trunk,
+        "transferred": len(legs) > 1,
+        "trunk": trunk,
         "account_code": first.account or first.auth_code or None,
-        "raw": "\r\n".join(leg.raw for leg in ordered),
+        "raw": raw,
         "complete": complete,
         "leg_record_ids": leg_ids,
     }
+    return data, utc_start
+
+
+def _leg_data(
+    leg: SmdrLeg, extension: str | None, started_at: str, answered_at: str | None, ended_at: str
+) -> dict[str, Any]:
+    return {
+        "extension": extension,
+        "party": leg.party2_name or leg.party2_device or None,
+        "started_at": started_at,
+        "answered_at": answered_at,
+        "ended_at": ended_at,
+        "ring_seconds": leg.ring_seconds,
+        "talk_seconds": leg.connected_seconds,
+        "hold_seconds": leg.hold_seconds,
+        "park_seconds": leg.park_seconds,
+    }
+
+
+# The contract's enum values, looked up once (an enum's `.value` is a property).
+_INTERNAL, _INBOUND, _OUTBOUND = Direction.INTERNAL.value, Direction.INBOUND.value, Direction.OUTBOUND.value
+_ANSWERED, _NO_ANSWER = Disposition.ANSWERED.value, Disposition.NO_ANSWER.value
 
 
 def _offset(local: datetime, zone: ZoneInfo) -> timedelta:
@@ -339,13 +375,13 @@ def _leg_order(leg: SmdrLeg) -> tuple[datetime, int]:
 
 def publishable_call(legs: Sequence[SmdrLeg], source: SourceContext, *, complete: bool = True) -> PublishableCall:
     """`call_data` with what storage and the envelope need beside it."""
-    data = call_data(legs, source, complete=complete)
+    data, utc_start = _call_data(legs, source, complete)
     return PublishableCall(
         record_id=data["record_id"],
         tenant=source.tenant,
         source_id=source.source_id,
         call_id=data["call_id"],
-        started_at=datetime.fromisoformat(data["started_at"]),
+        started_at=utc_start.replace(tzinfo=UTC),
         data=data,
     )
 

@@ -1,0 +1,164 @@
+"""A link prepares its next SMDR batch while the previous one is stored: what that overlap must not break.
+
+Each test holds the source's batch lock (what orders a source's transactions), so the batch the
+link read first stays in flight, not committed, while the link reads and prepares the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from collector_harness import Collector
+from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tarifa_collector.adapters.intake import Intake, batch_lock
+from tarifa_collector.adapters.links import PIPELINE_DEPTH, READ_SIZE, STREAM_LIMIT, SmdrStream
+from tarifa_collector.domain.sources import RecordFormat, SourceKind, SourceSettings
+from tarifa_collector.fake_ipoffice import smdr_line
+from tarifa_common import topics
+from tarifa_common.contracts import CDR_COLLECTED, CollectedCdr
+from tarifa_common.messaging import OutboxEntry
+from tarifa_common.testing import eventually
+
+pytestmark = pytest.mark.broker
+
+
+@dataclass
+class Link:
+    """A real TCP connection into an `SmdrStream` of the collector under test."""
+
+    stream: SmdrStream
+    writer: asyncio.StreamWriter
+    received: asyncio.Future[int]
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_up_to(self, offset: int, *, waiting: int) -> None:
+        """Wait until the link has read `offset` bytes and `waiting` prepared batches wait in its queue."""
+
+        async def read() -> None:
+            assert (self.stream.bytes_read, self.stream.queue.qsize()) == (offset, waiting)
+
+        await eventually(read, timeout=10)
+
+    async def close(self) -> int:
+        self.writer.close()
+        await self.writer.wait_closed()
+        return await asyncio.wait_for(self.received, timeout=30)
+
+
+@asynccontextmanager
+async def smdr_link(
+    collector: Collector, source_id: str, *, read_size: int = READ_SIZE, depth: int = PIPELINE_DEPTH
+) -> AsyncIterator[Link]:
+    await collector.add_source(id=source_id, kind="http", format="avaya_smdr")
+    source = SourceSettings(id=source_id, kind=SourceKind.HTTP, format=RecordFormat.AVAYA_SMDR)
+    stream = SmdrStream(
+        Intake(collector.runtime.units), collector.tenant, source, "tcp test", depth=depth, read_size=read_size
+    )
+    received: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            received.set_result(await stream.run(reader))
+        except Exception as error:
+            received.set_exception(error)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, limit=STREAM_LIMIT)
+    port = server.sockets[0].getsockname()[1]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield Link(stream, writer, received)
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def published_calls(collector: Collector) -> list[CollectedCdr]:
+    """Every call on cdr.raw once the outbox is empty (so none is still on its way)."""
+
+    async def drained() -> None:
+        async with AsyncSession(collector.runtime.engine) as session:
+            assert (await session.exec(select(func.count()).select_from(OutboxEntry))).one() == 0
+
+    await eventually(drained)
+    events = [e for e in await collector.events(topics.CDR_RAW.name) if e.type == CDR_COLLECTED]
+    return [CollectedCdr.model_validate(e.data) for e in events]
+
+
+async def test_a_last_record_read_while_its_first_leg_is_still_being_stored_joins_it_in_one_call(
+    collector: Collector,
+) -> None:
+    first_batch = smdr_line(5000, connected="00:00:40", continuation=1) + smdr_line(5001, start="2026/11/02 09:20:00")
+    second_batch = smdr_line(5000, connected="00:02:00", ring=48, party1="E204", caller="204")
+    async with smdr_link(collector, "pbx-pipe") as link:
+        async with batch_lock(collector.tenant, "pbx-pipe"):
+            await link.send(first_batch)
+            await link.read_up_to(len(first_batch), waiting=0)  # taken by the store step, not committed
+            await link.send(second_batch)
+            # prepared (assembled from its own batch's leg only) while the first batch is in flight
+            await link.read_up_to(len(first_batch) + len(second_batch), waiting=1)
+        assert await link.close() == 3
+
+    calls = {c.call_id: c for c in await published_calls(collector)}
+    assert sorted(calls) == ["5000", "5001"]
+    transferred = calls["5000"]
+    assert transferred.billable_seconds == 160  # both legs' talk: the earlier leg was found once it committed
+    assert len(transferred.legs) == 2
+    assert (transferred.extension, transferred.answered_by) == ("203", "204")
+    assert transferred.complete
+
+
+async def test_a_buffer_resent_while_its_first_copy_is_in_flight_publishes_each_call_once(
+    collector: Collector,
+) -> None:
+    buffer = b"".join(
+        [smdr_line(6000 + n) for n in range(5)]
+        + [smdr_line(6010, connected="00:00:40", continuation=1), smdr_line(6010, connected="00:01:00", ring=30)]
+    )
+    async with smdr_link(collector, "pbx-resend") as link:
+        async with batch_lock(collector.tenant, "pbx-resend"):
+            await link.send(buffer)
+            await link.read_up_to(len(buffer), waiting=0)
+            await link.send(buffer)  # IP Office re-sends its buffer: the same records, the same final ones
+            await link.read_up_to(2 * len(buffer), waiting=1)
+        assert await link.close() == 14  # 7 accepted, then 7 duplicates
+
+    calls = await published_calls(collector)
+    assert sorted(c.call_id for c in calls) == ["6000", "6001", "6002", "6003", "6004", "6010"]
+    assert len({c.record_id for c in calls}) == len(calls) == 6
+    assert next(c for c in calls if c.call_id == "6010").billable_seconds == 100
+    health = (await collector.source("pbx-resend"))["health"]
+    assert (health["records_today"], health["rejects_today"]) == (7, 0)
+
+
+async def test_a_slow_store_stops_the_reader_at_the_queue_bound_and_loses_nothing(collector: Collector) -> None:
+    records = 3000
+    payload = b"".join(smdr_line(7000 + n, fields=(17, 30, 31, 34)[n % 4]) for n in range(records))
+    read_size = 16 * 1024
+    async with smdr_link(collector, "pbx-slow", read_size=read_size, depth=1) as link:
+        async with batch_lock(collector.tenant, "pbx-slow"):  # the database "takes forever"
+            sending = asyncio.ensure_future(link.send(payload))
+
+            async def held_back() -> None:
+                assert link.stream.held_back
+
+            await eventually(held_back, timeout=10)
+            # One batch in the store step, `depth` waiting, one in the reader's hand: then it reads no more.
+            assert link.stream.queue.qsize() == 1
+            assert link.stream.bytes_read <= 3 * read_size < len(payload)
+        await sending
+        assert await link.close() == records
+
+    calls = await published_calls(collector)
+    assert sorted(int(c.call_id) for c in calls) == list(range(7000, 7000 + records))
