@@ -7,6 +7,7 @@ stores and what it emits commit together or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -15,8 +16,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from tarifa_common import alerts, contracts, topics
-from tarifa_common.events import Event, deterministic_id, utcnow
+from tarifa_common.events import TARIFA_NAMESPACE, Event, deterministic_id, utcnow
 from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_rater.domain.allowances import Consumption, Usage, amend, consume, cycle_of
 from tarifa_rater.domain.money import exact
@@ -492,6 +495,23 @@ def _utc_text(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+_NAMESPACE = TARIFA_NAMESPACE.bytes
+
+
+def rated_event_id(tenant: str, record_id: str, version: int) -> str:
+    """`deterministic_id(tenant, "rated", record_id, str(version))`, written out for the hot path.
+
+    The UUIDv5 of RFC 4122 (SHA-1 of namespace and name, version and variant bits set) without
+    building a `uuid.UUID`, which cost three times as much; a test holds the two equal.
+    """
+    name = f"{tenant}\x1frated\x1f{record_id}\x1f{version}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 _LAST_TIME: list[tuple[datetime, str]] = []
 
 
@@ -552,7 +572,7 @@ def rated_event(call: CallState, previous_amount: Decimal | None, trace: str | N
         source=SOURCE,
         tenant=call.tenant,
         subject=call.record_id,
-        id=deterministic_id(call.tenant, "rated", call.record_id, str(call.version)),
+        id=rated_event_id(call.tenant, call.record_id, call.version),
         data=data,
         time=call.rated_at,
         traceparent=trace,
@@ -583,8 +603,29 @@ Publication = tuple[Event, str, str | None]  # event, topic, key
 
 
 def publish(uow: UnitOfWork, call: CallState, previous_amount: Decimal | None) -> None:
-    for event, topic, key in publications(call, previous_amount):
-        uow.emit(event, topic, key)
+    emit(uow, publications(call, previous_amount))
+
+
+def emit(uow: UnitOfWork, items: Sequence[Publication]) -> None:
+    """Emit `items` in order; a `cdr.rated` event's data is serialised here, with orjson.
+
+    A rated event's data holds only strings, integers, booleans, None and a dict of strings
+    (`rated_event`), for which orjson writes exactly the bytes of `tarifa_common.events.dumps`
+    (compact, UTF-8), ten times faster; other events keep the shared encoder.
+    """
+    for event, topic, key in items:
+        if event.type == contracts.CDR_RATED:
+            uow.emit(event, topic, key, data=orjson.dumps(event.data))
+        else:
+            uow.emit(event, topic, key)
+
+
+def stored_cdr(data: dict[str, Any]) -> str:
+    """A collected CDR's data as the call row keeps it (JSON, read back for retries and re-rates)."""
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:  # what orjson refuses and json writes: an integer beyond 64 bits
+        return json.dumps(data)
 
 
 def publications(call: CallState, previous_amount: Decimal | None, trace: str | None = None) -> list[Publication]:
@@ -636,7 +677,7 @@ async def rate_collected_cdrs(
         context = contexts.get(cdr.tenant)
         if context is None:
             context = contexts[cdr.tenant] = await store.context(cdr.tenant)
-        call = first_state(cdr, json.dumps(event.data), evaluate(cdr, context, numbering), now)
+        call = first_state(cdr, stored_cdr(event.data), evaluate(cdr, context, numbering), now)
         allowance = None
         if call.status == RATED:
             call.version = 1
@@ -657,12 +698,10 @@ async def rate_collected_cdrs(
                 store, call, allowance, local_start(cdr).date(), trace
             )
     kept = await store.add_calls([call for call, _, _ in fresh.values()])
-    out: list[Publication] = []
     for key, (call, _, _) in fresh.items():
         if key in kept:
-            out += publications(call, None, trace)
-            out += extra.get(key, ())
-    await uow.emit_many(out)
+            emit(uow, publications(call, None, trace))
+            emit(uow, extra.get(key, ()))
 
 
 async def use_allowance(
@@ -820,8 +859,7 @@ async def retry_unrated(
                     extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
                 await store.update_call(updated, "retried")
                 publish(uow, updated, None)
-                for event, topic, key in extra:
-                    uow.emit(event, topic, key)
+                emit(uow, extra)
                 rated += 1
         if len(batch) < limit:
             return rated
@@ -867,8 +905,7 @@ async def rerate_chunk(
             extra = await use_allowance(store, updated, allowance, day)
         await store.update_call(updated, "rerate" if previous is not None else "retried")
         publish(uow, updated, previous)
-        for event, topic, key in extra:
-            uow.emit(event, topic, key)
+        emit(uow, extra)
         progress.changed += 1
         if previous is None:
             progress.newly_rated += 1
