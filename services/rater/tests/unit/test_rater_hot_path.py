@@ -66,3 +66,39 @@ def test_a_stored_cdr_reads_back_as_the_data_it_was_made_of() -> None:
     assert json.loads(handlers.stored_cdr(data)) == data
     huge = {"billable_seconds": 2**70}  # beyond orjson's 64 bits: the standard library writes it
     assert json.loads(handlers.stored_cdr(huge)) == huge
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"caller_e164": "551120012001", "called_e164": "5511987654321", "answered_by": "2002", "transferred": True},
+        {"extension": None, "dialled": "", "direction": "inbound", "disposition": "no_answer"},
+    ],
+)
+def test_a_plain_cdr_takes_the_fast_path_and_reads_as_its_contract_does(make_cdr, overrides: dict) -> None:
+    data = make_cdr("acme", "r1", **overrides).data
+    plain = handlers.plain_collected_call(data)
+    assert plain is not None
+    assert plain == handlers.validated_collected_call(data)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"started_at": "2026-11-23T15:00:00"},  # no zone
+        {"billable_seconds": "61"},
+        {"direction": "sideways"},
+        {"legs": None},
+        {"extension": 2001},
+    ],
+)
+def test_an_unusual_cdr_leaves_the_fast_path_for_its_contract(make_cdr, change: dict) -> None:
+    data = {**make_cdr("acme", "r1").data, **change}
+    assert handlers.plain_collected_call(data) is None
+
+
+def test_a_cdr_missing_a_required_field_leaves_the_fast_path(make_cdr) -> None:
+    data = make_cdr("acme", "r1").data
+    del data["source_kind"]
+    assert handlers.plain_collected_call(data) is None
