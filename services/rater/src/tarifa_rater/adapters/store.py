@@ -66,12 +66,16 @@ class ContextCache:
 class BulkInsert:
     """A multi-row INSERT of one table's columns, for rows of plain values the driver takes as they are.
 
-    SQLite: `INSERT … VALUES (?, …), (?, …)` (one statement per chunk, under SQLite's 32,766
-    bound parameters); aware datetimes are written in SQLAlchemy's SQLite storage format (UTC,
-    `YYYY-MM-DD HH:MM:SS.ffffff`, what the ORM reads back and compares) and money as text.
-    PostgreSQL: `INSERT … SELECT * FROM unnest($1::type[], …)`, one array per column, native
-    datetimes and Decimals. `conflict` names the unique key whose duplicates are skipped;
-    `returning`, the columns the statement answers for each row it inserted.
+    SQLite: with `returning`, `INSERT … VALUES (?, …), (?, …) … RETURNING` over pieces of a
+    power-of-two number of rows (under SQLite's 32,766 bound parameters), so that the driver's
+    statement cache holds a few statements, not one of several megabytes per batch size;
+    without, one single-row statement through the driver's executemany. Aware datetimes are
+    written in SQLAlchemy's SQLite storage format (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`, what the
+    ORM reads back and compares), money as text.
+    PostgreSQL: `INSERT … SELECT * FROM unnest($1::type[], …)`, one array per column (one
+    statement per 5,000 rows), native datetimes and Decimals.
+    `conflict` names the unique key whose duplicates are skipped; `returning`, the columns the
+    statement answers for each row it inserted.
     """
 
     def __init__(
@@ -96,16 +100,15 @@ class BulkInsert:
             tail += f" RETURNING {', '.join(returning)}"
         self._returning = bool(returning)
         head = f"INSERT INTO {table.name} ({', '.join(self.columns)})"
+        self._head, self._tail = head, tail
+        self._values = "(" + ", ".join("?" * len(self.columns)) + ")"
+        self._pieces: dict[int, str] = {}
+        self._largest = 1 << ((32_000 // len(self.columns)).bit_length() - 1)  # rows per SQLite statement
         if dialect == "postgresql":
             pg = postgresql.dialect()  # type: ignore[no-untyped-call]
             arrays = ", ".join(f"${i}::{t.compile(dialect=pg)}[]" for i, t in enumerate(types, 1))
-            self.chunk = 5000
             # Every name comes from the table's metadata and every value is a bound parameter.
             self._sql = f"{head} SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
-        else:
-            self.chunk = 32_000 // len(self.columns)
-            self._head, self._tail = head, tail
-            self._values = "(" + ", ".join("?" * len(self.columns)) + ")"
 
     def row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """`values` (in `columns` order, Python values) as this database's driver takes them."""
@@ -128,17 +131,32 @@ class BulkInsert:
         return tuple(row)
 
     async def run(self, connection: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Insert `rows` (from `row`, at most `chunk`) in one statement; return the `returning` columns of each."""
-        if not rows:
-            return []
+        """Insert `rows` (from `row`); return the `returning` columns of each row inserted."""
+        found: list[tuple[Any, ...]] = []
         if self.dialect == "postgresql":
-            result = await connection.exec_driver_sql(
-                self._sql, tuple(list(column) for column in zip(*rows, strict=True))
-            )
+            for start in range(0, len(rows), 5000):
+                columns = tuple(list(column) for column in zip(*rows[start : start + 5000], strict=True))
+                result = await connection.exec_driver_sql(self._sql, columns)
+                if self._returning:
+                    found += map(tuple, result.all())
+        elif not self._returning:
+            if rows:
+                await connection.exec_driver_sql(f"{self._head} VALUES {self._values}{self._tail}", list(rows))
         else:
-            sql = f"{self._head} VALUES {', '.join([self._values] * len(rows))}{self._tail}"
-            result = await connection.exec_driver_sql(sql, tuple(value for row in rows for value in row))
-        return [tuple(r) for r in result.all()] if self._returning else []
+            start = 0
+            while start < len(rows):
+                size = min(self._largest, 1 << ((len(rows) - start).bit_length() - 1))
+                piece = rows[start : start + size]
+                parameters = tuple(value for row in piece for value in row)
+                found += map(tuple, (await connection.exec_driver_sql(self._piece(size), parameters)).all())
+                start += size
+        return found
+
+    def _piece(self, size: int) -> str:
+        sql = self._pieces.get(size)
+        if sql is None:
+            sql = self._pieces[size] = f"{self._head} VALUES {', '.join([self._values] * size)}{self._tail}"
+        return sql
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -350,23 +368,22 @@ class SqlRaterStore:
 
         The unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
         This is the consumer's hot path, so the rows go to the driver as tuples of values it
-        takes as they are (`BulkInsert`), without SQLAlchemy's per-value bind processing: one
-        multi-row VALUES statement per chunk on SQLite, one `INSERT … SELECT FROM unnest(…)` per
-        chunk on PostgreSQL (one round trip, whatever the number of rows).
+        takes as they are (`BulkInsert`), without SQLAlchemy's per-value bind processing: a few
+        multi-row VALUES statements on SQLite, one `INSERT … SELECT FROM unnest(…)` per 5,000
+        rows on PostgreSQL (one round trip, whatever the number of rows).
         """
         connection = await self.session.connection()
         calls_insert, ratings_insert = _bulk_inserts(connection.dialect.name)
-        kept: set[tuple[str, str]] = set()
-        for start in range(0, len(calls), calls_insert.chunk):
-            rows = [calls_insert.row(call_values(call)) for call in calls[start : start + calls_insert.chunk]]
-            kept.update(await calls_insert.run(connection, rows))
+        rows = [calls_insert.row(call_values(call)) for call in calls]
+        kept: set[tuple[str, str]] = {
+            (tenant, record_id) for tenant, record_id in await calls_insert.run(connection, rows)
+        }
         ratings = [
             ratings_insert.row(rating_values(call, None, "rated"))
             for call in calls
             if call.status == RATED and (call.tenant, call.record_id) in kept
         ]
-        for start in range(0, len(ratings), ratings_insert.chunk):
-            await ratings_insert.run(connection, ratings[start : start + ratings_insert.chunk])
+        await ratings_insert.run(connection, ratings)
         return kept
 
     async def update_call(self, call: CallState, cause: str) -> None:
