@@ -492,6 +492,9 @@ def breakdown_of(price: Price) -> str:
 
 
 _PARSED_BREAKDOWNS: dict[str, dict[str, str]] = {}
+# Breakdowns repeat with prices (a few thousand per plan); an allowance makes them per call, so the
+# memo is cleared when it reaches this size (a few megabytes), not the price memo's 200,000.
+PARSED_BREAKDOWNS_LIMIT = 20_000
 
 
 def parsed_breakdown(text: str | None) -> dict[str, str]:
@@ -500,7 +503,7 @@ def parsed_breakdown(text: str | None) -> dict[str, str]:
         return {}
     parsed = _PARSED_BREAKDOWNS.get(text)
     if parsed is None:
-        if len(_PARSED_BREAKDOWNS) >= MEMO_LIMIT:
+        if len(_PARSED_BREAKDOWNS) >= PARSED_BREAKDOWNS_LIMIT:
             _PARSED_BREAKDOWNS.clear()
         parsed = _PARSED_BREAKDOWNS[text] = json.loads(text)
     return dict(parsed)

@@ -50,7 +50,7 @@ from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, RatingCo
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
 NEW_CALL_FIELDS = tuple(name for name in CALL_FIELDS if name != "id")
-CHUNK = 1000  # rows per statement (queries): well under SQLite's and asyncpg's bound-parameter limits
+CHUNK = 1000  # rows per statement: well under SQLite's and asyncpg's bound-parameter limits
 
 
 _new_call_values = operator.attrgetter(*NEW_CALL_FIELDS)
