@@ -9,15 +9,17 @@ after a commit and never trusts a rolled-back change.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,12 +32,14 @@ from tarifa_rater.adapters.tables import (
     ExtensionRow,
     HolidayRow,
     LineUsageRow,
+    Money,
     NumberingRow,
     PlanAssignmentRow,
     RateRow,
     RatingRow,
     TariffPlanRow,
     TenantStateRow,
+    UtcDateTime,
 )
 from tarifa_rater.domain.allowances import Usage
 from tarifa_rater.domain.numbering import CallClass, NumberingPlan
@@ -49,8 +53,7 @@ NEW_CALL_FIELDS = tuple(name for name in CALL_FIELDS if name != "id")
 CHUNK = 1000  # rows per statement: well under SQLite's and asyncpg's bound-parameter limits
 
 
-def call_row(call: CallState) -> dict[str, Any]:
-    return {name: getattr(call, name) for name in NEW_CALL_FIELDS}
+_new_call_values = operator.attrgetter(*NEW_CALL_FIELDS)
 
 
 class ContextCache:
@@ -58,6 +61,147 @@ class ContextCache:
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[str, RatingContext]] = {}
+
+
+class BulkInsert:
+    """A multi-row INSERT of one table's columns, for rows of plain values the driver takes as they are.
+
+    SQLite: with `returning`, `INSERT … VALUES (?, …), (?, …) … RETURNING` over pieces of a
+    power-of-two number of rows (under SQLite's 32,766 bound parameters), so that the driver's
+    statement cache holds a few statements, not one of several megabytes per batch size;
+    without, one single-row statement through the driver's executemany. Aware datetimes are
+    written in SQLAlchemy's SQLite storage format (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`, what the
+    ORM reads back and compares), money as text.
+    PostgreSQL: `INSERT … SELECT * FROM unnest($1::type[], …)`, one array per column (one
+    statement per 5,000 rows), native datetimes and Decimals.
+    `conflict` names the unique key whose duplicates are skipped; `returning`, the columns the
+    statement answers for each row it inserted.
+    """
+
+    def __init__(
+        self,
+        dialect: str,
+        table: sa.Table,
+        columns: Sequence[str],
+        *,
+        conflict: Sequence[str] = (),
+        returning: Sequence[str] = (),
+    ) -> None:
+        self.dialect = dialect
+        self.columns = tuple(columns)
+        types = [table.c[name].type for name in self.columns]
+        self._times = tuple(i for i, t in enumerate(types) if isinstance(t, UtcDateTime))
+        self._money = tuple(i for i, t in enumerate(types) if isinstance(t, Money))
+        self._last_times: dict[int, tuple[datetime, str]] = {}
+        tail = ""
+        if conflict:
+            tail += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        if returning:
+            tail += f" RETURNING {', '.join(returning)}"
+        self._returning = bool(returning)
+        head = f"INSERT INTO {table.name} ({', '.join(self.columns)})"
+        self._head, self._tail = head, tail
+        self._values = "(" + ", ".join("?" * len(self.columns)) + ")"
+        self._pieces: dict[int, str] = {}
+        self._largest = 1 << ((32_000 // len(self.columns)).bit_length() - 1)  # rows per SQLite statement
+        if dialect == "postgresql":
+            pg = postgresql.dialect()  # type: ignore[no-untyped-call]
+            arrays = ", ".join(f"${i}::{t.compile(dialect=pg)}[]" for i, t in enumerate(types, 1))
+            # Every name comes from the table's metadata and every value is a bound parameter.
+            self._sql = f"{head} SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
+
+    def row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`values` (in `columns` order, Python values) as this database's driver takes them."""
+        if self.dialect == "postgresql" or not (self._times or self._money):
+            return values
+        row = list(values)
+        last = self._last_times
+        for i in self._times:
+            moment = row[i]
+            if moment is not None:
+                known = last.get(i)
+                if known is not None and known[0] is moment:  # a batch's calls share their `rated_at`
+                    row[i] = known[1]
+                else:
+                    row[i] = text = sqlite_time(moment)
+                    last[i] = (moment, text)
+        for i in self._money:
+            if row[i] is not None:
+                row[i] = str(row[i])
+        return tuple(row)
+
+    async def run(self, connection: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Insert `rows` (from `row`); return the `returning` columns of each row inserted."""
+        found: list[tuple[Any, ...]] = []
+        if self.dialect == "postgresql":
+            for start in range(0, len(rows), 5000):
+                columns = tuple(list(column) for column in zip(*rows[start : start + 5000], strict=True))
+                result = await connection.exec_driver_sql(self._sql, columns)
+                if self._returning:
+                    found += map(tuple, result.all())
+        elif not self._returning:
+            if rows:
+                await connection.exec_driver_sql(f"{self._head} VALUES {self._values}{self._tail}", list(rows))
+        else:
+            start = 0
+            while start < len(rows):
+                size = min(self._largest, 1 << ((len(rows) - start).bit_length() - 1))
+                piece = rows[start : start + size]
+                parameters = tuple(value for row in piece for value in row)
+                found += map(tuple, (await connection.exec_driver_sql(self._piece(size), parameters)).all())
+                start += size
+        return found
+
+    def _piece(self, size: int) -> str:
+        sql = self._pieces.get(size)
+        if sql is None:
+            sql = self._pieces[size] = f"{self._head} VALUES {', '.join([self._values] * size)}{self._tail}"
+        return sql
+
+
+def sqlite_time(moment: datetime) -> str:
+    """An aware datetime as SQLAlchemy's SQLite DATETIME stores it: UTC, microseconds always written."""
+    if moment.tzinfo is UTC:
+        return moment.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+    if moment.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_BULK: dict[str, tuple[BulkInsert, BulkInsert]] = {}
+RATING_FIELDS = (
+    "tenant",
+    "record_id",
+    "version",
+    "amount",
+    "previous_amount",
+    "cost_amount",
+    "plan",
+    "rate",
+    "cause",
+    "rated_at",
+)
+
+
+def _bulk_inserts(dialect: str) -> tuple[BulkInsert, BulkInsert]:
+    """The inserts of new calls and of their ratings on `dialect`, built once per process."""
+    inserts = _BULK.get(dialect)
+    if inserts is None:
+        calls = BulkInsert(
+            dialect,
+            CallRow.__table__,  # type: ignore[attr-defined]
+            NEW_CALL_FIELDS,
+            conflict=("tenant", "record_id"),
+            returning=("tenant", "record_id"),
+        )
+        ratings = BulkInsert(dialect, RatingRow.__table__, RATING_FIELDS)  # type: ignore[attr-defined]
+        inserts = _BULK[dialect] = (calls, ratings)
+    return inserts
+
+
+def call_values(call: CallState) -> tuple[Any, ...]:
+    """A new call's column values, in `NEW_CALL_FIELDS` order."""
+    return _new_call_values(call)
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -220,29 +364,26 @@ class SqlRaterStore:
         await save_allowance(self.session, tenant, allowance)
 
     async def add_calls(self, calls: Sequence[CallState]) -> set[tuple[str, str]]:
-        """One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk, and the rating rows of what it kept.
+        """Insert the calls with `ON CONFLICT DO NOTHING RETURNING`, and the rating rows of those it kept.
 
-        The unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile;
-        executemany form, so SQLAlchemy compiles the statement once and batches the rows.
+        The unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
+        This is the consumer's hot path, so the rows go to the driver as tuples of values it
+        takes as they are (`BulkInsert`), without SQLAlchemy's per-value bind processing: a few
+        multi-row VALUES statements on SQLite, one `INSERT … SELECT FROM unnest(…)` per 5,000
+        rows on PostgreSQL (one round trip, whatever the number of rows).
         """
         connection = await self.session.connection()
-        statement = (
-            _insert(self.session)(CallRow)
-            .on_conflict_do_nothing(index_elements=["tenant", "record_id"])
-            .returning(col(CallRow.tenant), col(CallRow.record_id))
-        )
-        kept: set[tuple[str, str]] = set()
-        for start in range(0, len(calls), CHUNK):
-            rows = [call_row(call) for call in calls[start : start + CHUNK]]
-            result = await connection.execute(statement, rows)
-            kept.update((tenant, record_id) for tenant, record_id in result.all())
+        calls_insert, ratings_insert = _bulk_inserts(connection.dialect.name)
+        rows = [calls_insert.row(call_values(call)) for call in calls]
+        kept: set[tuple[str, str]] = {
+            (tenant, record_id) for tenant, record_id in await calls_insert.run(connection, rows)
+        }
         ratings = [
-            rating_row(call, None, "rated")
+            ratings_insert.row(rating_values(call, None, "rated"))
             for call in calls
             if call.status == RATED and (call.tenant, call.record_id) in kept
         ]
-        for start in range(0, len(ratings), CHUNK):
-            await connection.execute(sa.insert(RatingRow), ratings[start : start + CHUNK])
+        await ratings_insert.run(connection, ratings)
         return kept
 
     async def update_call(self, call: CallState, cause: str) -> None:
@@ -356,19 +497,24 @@ async def save_allowance(session: AsyncSession, tenant: str, allowance: Allowanc
 
 
 def rating_row(call: CallState, previous: Decimal | None, cause: str) -> dict[str, Any]:
+    return dict(zip(RATING_FIELDS, rating_values(call, previous, cause), strict=True))
+
+
+def rating_values(call: CallState, previous: Decimal | None, cause: str) -> tuple[Any, ...]:
+    """A rating row's values, in `RATING_FIELDS` order."""
     assert call.amount is not None and call.rated_at is not None
-    return {
-        "tenant": call.tenant,
-        "record_id": call.record_id,
-        "version": call.version,
-        "amount": call.amount,
-        "previous_amount": previous,
-        "cost_amount": call.cost_amount,
-        "plan": call.plan,
-        "rate": call.rate,
-        "cause": cause,
-        "rated_at": call.rated_at,
-    }
+    return (
+        call.tenant,
+        call.record_id,
+        call.version,
+        call.amount,
+        previous,
+        call.cost_amount,
+        call.plan,
+        call.rate,
+        cause,
+        call.rated_at,
+    )
 
 
 def state_of(row: CallRow) -> CallState:

@@ -168,7 +168,6 @@ class CallRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant", "record_id", name="uq_rater_call_record"),
         sa.Index("ix_rater_call_period", "tenant", "started_at"),
-        sa.Index("ix_rater_call_status", "tenant", "status"),
         sa.Index("ix_rater_call_waiting", "tenant", "status", "reason", "id"),
         sa.Index("ix_rater_call_extension", "tenant", "status", "extension"),
     )

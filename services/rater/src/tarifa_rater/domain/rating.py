@@ -44,9 +44,8 @@ class DirectoryEntry:
         return self.allowed_classes is None or call_class in self.allowed_classes
 
 
-@dataclass(frozen=True, slots=True)
-class CallToRate:
-    """What rating needs of a collected call."""
+class CallToRate(NamedTuple):
+    """What rating needs of a collected call (a named tuple: one is made for every call)."""
 
     record_id: str
     started_at: datetime  # UTC
