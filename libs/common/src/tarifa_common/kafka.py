@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import weakref
@@ -30,10 +29,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tarifa_common import telemetry
 from tarifa_common.events import Event, EventDecodeError, KafkaRecord, decode, encode, utcnow
-from tarifa_common.messaging import OutboxEntry, claim_many
+from tarifa_common.messaging import OutboxEntry, OutboxHandoff, claim_many, parse_headers
 from tarifa_common.topics import (
     ALL,
     DEAD_LETTER_PARTITIONS,
@@ -208,10 +208,21 @@ class OutboxRelay:
 
     On PostgreSQL, rows are taken with FOR UPDATE SKIP LOCKED so that replicas share the work.
     While the broker is down the rows wait; the relay retries with backoff.
+
+    The relay hands `units` its `OutboxHandoff`: the units of work of this process leave in it the
+    records they wrote, so that a batch reads only the ids, topics and event ids of its rows, takes
+    the records it holds, and reads key, value and headers only for the others (rows of another
+    process, or left from before a restart). At most `handoff_limit` records are held.
     """
 
     def __init__(
-        self, units: UnitOfWorkFactory, publisher: Publisher, *, poll_seconds: float = 0.5, batch_size: int = 1000
+        self,
+        units: UnitOfWorkFactory,
+        publisher: Publisher,
+        *,
+        poll_seconds: float = 0.5,
+        batch_size: int = 1000,
+        handoff_limit: int = 10_000,
     ) -> None:
         self._units = units
         self._publisher = publisher
@@ -219,7 +230,10 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._stopping = False
+        self.handoff = OutboxHandoff(handoff_limit)
+        units.hand_off_to(self.handoff)
         self.published = 0
+        self.read_back = 0  # rows whose record was read from the table, not taken from the hand-off
         self.last_error: str | None = None
 
     def wake(self) -> None:
@@ -234,38 +248,67 @@ class OutboxRelay:
         them, so the rows are read, the connection is released during the send, and the rows are
         deleted after it. A crash in between sends them again: at-least-once, as everywhere.
         """
-        table = OutboxEntry.__table__  # type: ignore[attr-defined]
-        query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
-        query = query.order_by(table.c.id).limit(self._batch_size)
         async with self._units.sessions() as session:
             locking = session.bind is not None and session.bind.dialect.name == "postgresql"
             async with session.begin():
-                if locking:
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await (await session.connection()).execute(query)).all()
-                if not rows:
+                connection = await session.connection()
+                batch = await self._take(connection, locking)
+                if not batch:
                     return 0
+                ids = [id_ for id_, _ in batch]
                 if locking:
-                    await self._send(rows)
-                    await (await session.connection()).execute(
-                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
-                    )
+                    await self._send(batch)
+                    await _delete_outbox_rows(connection, ids)
             if not locking:
-                await self._send(rows)
+                await self._send(batch)
                 async with session.begin():
-                    await (await session.connection()).execute(
-                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
-                    )
-        self.published += len(rows)
-        return len(rows)
+                    await _delete_outbox_rows(await session.connection(), ids)
+        self.published += len(batch)
+        return len(batch)
 
-    async def _send(self, rows: Sequence[Any]) -> None:
-        await self._publisher.send_many(
-            [
-                (row.topic, KafkaRecord(row.key, row.value, [(n, v.encode()) for n, v in json.loads(row.headers)]))
-                for row in rows
-            ]
-        )
+    async def _take(self, connection: AsyncConnection, locking: bool) -> list[tuple[int, tuple[str, KafkaRecord]]]:
+        """The next batch in id order: (id, (topic, record)) for each row."""
+        table = OutboxEntry.__table__  # type: ignore[attr-defined]
+        handoff = self.handoff
+        if not handoff:  # nothing held: read every column at once
+            query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+            query = query.order_by(table.c.id).limit(self._batch_size)
+            if locking:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await connection.execute(query)).all()
+            self.read_back += len(rows)
+            return [(row[0], (row[1], KafkaRecord(row[2], row[3], parse_headers(row[4])))) for row in rows]
+        query = sa.select(table.c.id, table.c.topic, table.c.event_id).order_by(table.c.id).limit(self._batch_size)
+        if locking:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await connection.execute(query)).all()
+        if not rows:
+            if not locking:
+                # One connection per SQLite process: no unit of work is between its insert and its
+                # commit now, so whatever is held belongs to rows that are gone.
+                handoff.clear()
+            return []
+        handoff.forget_below(rows[0][0])
+        held = [(id_, topic, handoff.record(id_, topic, event_id)) for id_, topic, event_id in rows]
+        missing = [id_ for id_, _, record in held if record is None]
+        read: dict[int, KafkaRecord] = {}
+        if missing:
+            query = sa.select(table.c.id, table.c.key, table.c.value, table.c.headers).where(_ids_are(table, missing))
+            read = {
+                row[0]: KafkaRecord(row[1], row[2], parse_headers(row[3])) for row in await connection.execute(query)
+            }
+            self.read_back += len(read)
+        # Every row read above is still there (locked on PostgreSQL; one snapshot on SQLite); a row
+        # that were not would be left out rather than sent empty.
+        return [
+            (id_, (topic, record if record is not None else read[id_]))
+            for id_, topic, record in held
+            if record is not None or id_ in read
+        ]
+
+    async def _send(self, batch: Sequence[tuple[int, tuple[str, KafkaRecord]]]) -> None:
+        await self._publisher.send_many([item for _, item in batch])
+        self.handoff.forget([id_ for id_, _ in batch])
 
     async def drain(self) -> None:
         """Publish until the outbox is empty (raises if the broker is unreachable)."""
@@ -625,6 +668,19 @@ class EventConsumer:
         self.stats.dead_lettered += len(deliveries)
         for delivery in deliveries:
             _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": "dead_lettered"})
+
+
+def _ids_are(table: sa.Table, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """`id IN ids`, as a range when the ids are consecutive: the same rows, with two parameters, not one per id."""
+    first, last = min(ids), max(ids)
+    if last - first + 1 == len(ids):  # distinct integers filling [first, last]: exactly that range
+        return table.c.id.between(first, last)
+    return table.c.id.in_(ids)
+
+
+async def _delete_outbox_rows(connection: AsyncConnection, ids: Sequence[int]) -> None:
+    table = OutboxEntry.__table__  # type: ignore[attr-defined]
+    await connection.execute(sa.delete(table).where(_ids_are(table, ids)))
 
 
 def _trace_context(event: Event) -> otel_context.Context:
