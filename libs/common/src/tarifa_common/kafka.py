@@ -221,8 +221,8 @@ class OutboxRelay:
         publisher: Publisher,
         *,
         poll_seconds: float = 0.5,
-        batch_size: int = 1000,
-        handoff_limit: int = 10_000,
+        batch_size: int = 10_000,
+        handoff_limit: int = 20_000,
     ) -> None:
         self._units = units
         self._publisher = publisher
@@ -232,6 +232,7 @@ class OutboxRelay:
         self._stopping = False
         self.handoff = OutboxHandoff(handoff_limit)
         units.hand_off_to(self.handoff)
+        self._next: list[tuple[int, tuple[str, KafkaRecord]]] = []  # SQLite: read with the last delete
         self.published = 0
         self.read_back = 0  # rows whose record was read from the table, not taken from the hand-off
         self.last_error: str | None = None
@@ -246,27 +247,37 @@ class OutboxRelay:
         them, so that replicas never send the same rows. On SQLite the process has one connection,
         shared with its consumers and its API: holding it while the broker acknowledges would stall
         them, so the rows are read, the connection is released during the send, and the rows are
-        deleted after it. A crash in between sends them again: at-least-once, as everywhere.
+        deleted after it. A crash in between sends them again: at-least-once, as everywhere. The
+        transaction that deletes a batch also reads the next one: a busy process lends the relay its
+        connection about once per transaction of its own, and the relay then needs it once per batch.
         """
         async with self._units.sessions() as session:
-            locking = session.bind is not None and session.bind.dialect.name == "postgresql"
-            async with session.begin():
-                connection = await session.connection()
-                batch = await self._take(connection, locking)
-                if not batch:
-                    return 0
-                ids = [id_ for id_, _ in batch]
-                if locking:
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                async with session.begin():
+                    connection = await session.connection()
+                    batch = await self._take(connection, locking=True)
+                    if not batch:
+                        return 0
                     await self._send(batch)
-                    await _delete_outbox_rows(connection, ids)
-            if not locking:
+                    await _delete_outbox_rows(connection, [id_ for id_, _ in batch])
+            else:
+                batch, self._next = self._next, []
+                if not batch:
+                    async with session.begin():
+                        batch = await self._take(await session.connection(), locking=False)
+                    if not batch:
+                        return 0
                 await self._send(batch)
                 async with session.begin():
-                    await _delete_outbox_rows(await session.connection(), ids)
+                    connection = await session.connection()
+                    await _delete_outbox_rows(connection, [id_ for id_, _ in batch])
+                    # The lowest ids left: rows inserted meanwhile get higher ones (SQLite gives
+                    # max(id) + 1, and the rows read here are still in the table).
+                    self._next = await self._take(connection, locking=False)
         self.published += len(batch)
         return len(batch)
 
-    async def _take(self, connection: AsyncConnection, locking: bool) -> list[tuple[int, tuple[str, KafkaRecord]]]:
+    async def _take(self, connection: AsyncConnection, *, locking: bool) -> list[tuple[int, tuple[str, KafkaRecord]]]:
         """The next batch in id order: (id, (topic, record)) for each row."""
         table = OutboxEntry.__table__  # type: ignore[attr-defined]
         handoff = self.handoff
@@ -323,7 +334,7 @@ class OutboxRelay:
                 sent = await self.publish_batch()
                 self.last_error = None
                 backoff = self._poll_seconds
-                if sent == self._batch_size:
+                if sent == self._batch_size or self._next:
                     continue
             except asyncio.CancelledError:
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -77,8 +78,9 @@ class UnitOfWorkFactory:
             except BaseException:
                 uow.withdraw()  # rolled back, or the commit failed: the rows are not there
                 raise
-            if uow.emitted and self._on_emitted is not None:
-                self._on_emitted()
+        if uow.emitted and self._on_emitted is not None:
+            self._on_emitted()
+            await asyncio.sleep(0)
 
     def sessions(self) -> AsyncSession:
         return self._sessions()
