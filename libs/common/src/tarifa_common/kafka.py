@@ -203,6 +203,14 @@ class Publisher:
             await self.send_many([(name, encode(traced, key))])
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Rows of the outbox to publish: their ids, and (topic, record) of each, in id order."""
+
+    ids: list[int] = field(default_factory=list)
+    items: list[tuple[str, KafkaRecord]] = field(default_factory=list)
+
+
 class OutboxRelay:
     """Publishes outbox rows in id order, deleting each batch once the broker acknowledged it.
 
@@ -227,12 +235,13 @@ class OutboxRelay:
         self._units = units
         self._publisher = publisher
         self._poll_seconds = poll_seconds
-        self._batch_size = batch_size
+        # An `IN` of a batch's ids binds one parameter per id: stay under SQLite's and asyncpg's 32,766.
+        self._batch_size = min(batch_size, 30_000)
         self._wake = asyncio.Event()
         self._stopping = False
         self.handoff = OutboxHandoff(handoff_limit)
         units.hand_off_to(self.handoff)
-        self._next: list[tuple[int, tuple[str, KafkaRecord]]] = []  # SQLite: read with the last delete
+        self._next = _Batch()  # SQLite: read with the last delete
         self.published = 0
         self.read_back = 0  # rows whose record was read from the table, not taken from the hand-off
         self.last_error: str | None = None
@@ -256,29 +265,29 @@ class OutboxRelay:
                 async with session.begin():
                     connection = await session.connection()
                     batch = await self._take(connection, locking=True)
-                    if not batch:
+                    if not batch.ids:
                         return 0
                     await self._send(batch)
-                    await _delete_outbox_rows(connection, [id_ for id_, _ in batch])
+                    await _delete_outbox_rows(connection, batch.ids)
             else:
-                batch, self._next = self._next, []
-                if not batch:
+                batch, self._next = self._next, _Batch()
+                if not batch.ids:
                     async with session.begin():
                         batch = await self._take(await session.connection(), locking=False)
-                    if not batch:
+                    if not batch.ids:
                         return 0
                 await self._send(batch)
                 async with session.begin():
                     connection = await session.connection()
-                    await _delete_outbox_rows(connection, [id_ for id_, _ in batch])
+                    await _delete_outbox_rows(connection, batch.ids)
                     # The lowest ids left: rows inserted meanwhile get higher ones (SQLite gives
                     # max(id) + 1, and the rows read here are still in the table).
                     self._next = await self._take(connection, locking=False)
-        self.published += len(batch)
-        return len(batch)
+        self.published += len(batch.ids)
+        return len(batch.ids)
 
-    async def _take(self, connection: AsyncConnection, *, locking: bool) -> list[tuple[int, tuple[str, KafkaRecord]]]:
-        """The next batch in id order: (id, (topic, record)) for each row."""
+    async def _take(self, connection: AsyncConnection, *, locking: bool) -> _Batch:
+        """The next batch, in id order."""
         table = OutboxEntry.__table__  # type: ignore[attr-defined]
         handoff = self.handoff
         if not handoff:  # nothing held: read every column at once
@@ -288,7 +297,10 @@ class OutboxRelay:
                 query = query.with_for_update(skip_locked=True)
             rows = (await connection.execute(query)).all()
             self.read_back += len(rows)
-            return [(row[0], (row[1], KafkaRecord(row[2], row[3], parse_headers(row[4])))) for row in rows]
+            return _Batch(
+                [row[0] for row in rows],
+                [(row[1], KafkaRecord(row[2], row[3], parse_headers(row[4]))) for row in rows],
+            )
         query = sa.select(table.c.id, table.c.topic, table.c.event_id).order_by(table.c.id).limit(self._batch_size)
         if locking:
             query = query.with_for_update(skip_locked=True)
@@ -298,28 +310,32 @@ class OutboxRelay:
                 # One connection per SQLite process: no unit of work is between its insert and its
                 # commit now, so whatever is held belongs to rows that are gone.
                 handoff.clear()
-            return []
+            return _Batch()
         handoff.forget_below(rows[0][0])
-        held = [(id_, topic, handoff.record(id_, topic, event_id)) for id_, topic, event_id in rows]
-        missing = [id_ for id_, _, record in held if record is None]
-        read: dict[int, KafkaRecord] = {}
+        ids: list[int] = []
+        items: list[tuple[str, KafkaRecord] | None] = []
+        missing: dict[int, int] = {}  # id -> its place in the batch
+        for id_, topic, event_id in rows:
+            item = handoff.item(id_, topic, event_id)
+            if item is None:
+                missing[id_] = len(items)
+            ids.append(id_)
+            items.append(item)
         if missing:
-            query = sa.select(table.c.id, table.c.key, table.c.value, table.c.headers).where(_ids_are(table, missing))
-            read = {
-                row[0]: KafkaRecord(row[1], row[2], parse_headers(row[3])) for row in await connection.execute(query)
-            }
-            self.read_back += len(read)
-        # Every row read above is still there (locked on PostgreSQL; one snapshot on SQLite); a row
-        # that were not would be left out rather than sent empty.
-        return [
-            (id_, (topic, record if record is not None else read[id_]))
-            for id_, topic, record in held
-            if record is not None or id_ in read
-        ]
+            query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+            for row in await connection.execute(query.where(_ids_are(table, list(missing)))):
+                items[missing.pop(row[0])] = (row[1], KafkaRecord(row[2], row[3], parse_headers(row[4])))
+                self.read_back += 1
+            # Every row listed above is still there (locked on PostgreSQL; one snapshot on SQLite);
+            # one that was not would be left out rather than sent empty.
+            if missing:
+                kept = [i for i, item in enumerate(items) if item is not None]
+                ids, items = [ids[i] for i in kept], [items[i] for i in kept]
+        return _Batch(ids, items)  # type: ignore[arg-type]  # no None left
 
-    async def _send(self, batch: Sequence[tuple[int, tuple[str, KafkaRecord]]]) -> None:
-        await self._publisher.send_many([item for _, item in batch])
-        self.handoff.forget([id_ for id_, _ in batch])
+    async def _send(self, batch: _Batch) -> None:
+        await self._publisher.send_many(batch.items)
+        self.handoff.forget(batch.ids)
 
     async def drain(self) -> None:
         """Publish until the outbox is empty (raises if the broker is unreachable)."""
@@ -334,7 +350,7 @@ class OutboxRelay:
                 sent = await self.publish_batch()
                 self.last_error = None
                 backoff = self._poll_seconds
-                if sent == self._batch_size or self._next:
+                if sent == self._batch_size or self._next.ids:
                     continue
             except asyncio.CancelledError:
                 raise

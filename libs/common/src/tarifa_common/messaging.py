@@ -92,9 +92,16 @@ async def claim_many(session: AsyncSession, consumer: str, events: Sequence[Even
 class OutboxMessage:
     """One event as a unit of work writes it to the outbox: its row, and the record the relay sends."""
 
-    topic: str
     event_id: str
-    record: KafkaRecord
+    item: tuple[str, KafkaRecord]  # (topic, record), as `Publisher.send_many` takes it: built once
+
+    @property
+    def topic(self) -> str:
+        return self.item[0]
+
+    @property
+    def record(self) -> KafkaRecord:
+        return self.item[1]
 
 
 def outbox_message(event: Event, topic: str, key: str | None, data: bytes | None = None) -> OutboxMessage:
@@ -108,7 +115,7 @@ def outbox_message(event: Event, topic: str, key: str | None, data: bytes | None
         if carrier.get("traceparent"):
             event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
     record = encode(event, key) if data is None else encode_serialised(event, key, data)
-    return OutboxMessage(topic, event.id, record)
+    return OutboxMessage(event.id, (topic, record))
 
 
 # The `headers` column: "\x1fname\x1fvalue" for each header, one join of bytes to write and one split
@@ -232,12 +239,12 @@ class OutboxHandoff:
         for id_ in ids:
             held.pop(id_, None)
 
-    def record(self, id_: int, topic: str, event_id: str) -> KafkaRecord | None:
-        """The record held for the row (`id_`, `topic`, `event_id`), if any."""
+    def item(self, id_: int, topic: str, event_id: str) -> tuple[str, KafkaRecord] | None:
+        """The (topic, record) held for the row (`id_`, `topic`, `event_id`), if any."""
         message = self._held.get(id_)
-        if message is None or message.event_id != event_id or message.topic != topic:
+        if message is None or message.event_id != event_id or message.item[0] != topic:
             return None
-        return message.record
+        return message.item
 
     def forget_below(self, id_: int) -> None:
         """Drop the oldest entries whose ids are below `id_`: rows that another relay took or deleted.
