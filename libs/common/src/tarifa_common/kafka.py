@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import weakref
@@ -30,10 +29,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tarifa_common import telemetry
 from tarifa_common.events import Event, EventDecodeError, KafkaRecord, decode, encode, utcnow
-from tarifa_common.messaging import OutboxEntry, claim_many
+from tarifa_common.messaging import OutboxEntry, OutboxHandoff, claim_many, parse_headers
 from tarifa_common.topics import (
     ALL,
     DEAD_LETTER_PARTITIONS,
@@ -208,23 +208,47 @@ class Publisher:
             await self.send_many([(name, encode(traced, key))])
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Rows of the outbox to publish: their ids, and (topic, record) of each, in id order."""
+
+    ids: list[int] = field(default_factory=list)
+    items: list[tuple[str, KafkaRecord]] = field(default_factory=list)
+
+
 class OutboxRelay:
     """Publishes outbox rows in id order, deleting each batch once the broker acknowledged it.
 
     On PostgreSQL, rows are taken with FOR UPDATE SKIP LOCKED so that replicas share the work.
     While the broker is down the rows wait; the relay retries with backoff.
+
+    The relay hands `units` its `OutboxHandoff`: the units of work of this process leave in it the
+    records they wrote, so that a batch reads only the ids, topics and event ids of its rows, takes
+    the records it holds, and reads key, value and headers only for the others (rows of another
+    process, or left from before a restart). At most `handoff_limit` records are held.
     """
 
     def __init__(
-        self, units: UnitOfWorkFactory, publisher: Publisher, *, poll_seconds: float = 0.5, batch_size: int = 1000
+        self,
+        units: UnitOfWorkFactory,
+        publisher: Publisher,
+        *,
+        poll_seconds: float = 0.5,
+        batch_size: int = 10_000,
+        handoff_limit: int = 20_000,
     ) -> None:
         self._units = units
         self._publisher = publisher
         self._poll_seconds = poll_seconds
-        self._batch_size = batch_size
+        # An `IN` of a batch's ids binds one parameter per id: stay under SQLite's and asyncpg's 32,766.
+        self._batch_size = min(batch_size, 30_000)
         self._wake = asyncio.Event()
         self._stopping = False
+        self.handoff = OutboxHandoff(handoff_limit)
+        units.hand_off_to(self.handoff)
+        self._next = _Batch()  # SQLite: read with the last delete
         self.published = 0
+        self.read_back = 0  # rows whose record was read from the table, not taken from the hand-off
         self.last_error: str | None = None
 
     def wake(self) -> None:
@@ -237,40 +261,86 @@ class OutboxRelay:
         them, so that replicas never send the same rows. On SQLite the process has one connection,
         shared with its consumers and its API: holding it while the broker acknowledges would stall
         them, so the rows are read, the connection is released during the send, and the rows are
-        deleted after it. A crash in between sends them again: at-least-once, as everywhere.
+        deleted after it. A crash in between sends them again: at-least-once, as everywhere. The
+        transaction that deletes a batch also reads the next one: a busy process lends the relay its
+        connection about once per transaction of its own, and the relay then needs it once per batch.
         """
-        table = OutboxEntry.__table__  # type: ignore[attr-defined]
-        query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
-        query = query.order_by(table.c.id).limit(self._batch_size)
         async with self._units.sessions() as session:
-            locking = session.bind is not None and session.bind.dialect.name == "postgresql"
-            async with session.begin():
-                if locking:
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await (await session.connection()).execute(query)).all()
-                if not rows:
-                    return 0
-                if locking:
-                    await self._send(rows)
-                    await (await session.connection()).execute(
-                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
-                    )
-            if not locking:
-                await self._send(rows)
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
                 async with session.begin():
-                    await (await session.connection()).execute(
-                        sa.delete(table).where(table.c.id.in_([r.id for r in rows]))
-                    )
-        self.published += len(rows)
-        return len(rows)
+                    connection = await session.connection()
+                    batch = await self._take(connection, locking=True)
+                    if not batch.ids:
+                        return 0
+                    await self._send(batch)
+                    await _delete_outbox_rows(connection, batch.ids)
+            else:
+                batch, self._next = self._next, _Batch()
+                if not batch.ids:
+                    async with session.begin():
+                        batch = await self._take(await session.connection(), locking=False)
+                    if not batch.ids:
+                        return 0
+                await self._send(batch)
+                async with session.begin():
+                    connection = await session.connection()
+                    await _delete_outbox_rows(connection, batch.ids)
+                    # The lowest ids left: rows inserted meanwhile get higher ones (SQLite gives
+                    # max(id) + 1, and the rows read here are still in the table).
+                    self._next = await self._take(connection, locking=False)
+        self.published += len(batch.ids)
+        return len(batch.ids)
 
-    async def _send(self, rows: Sequence[Any]) -> None:
-        await self._publisher.send_many(
-            [
-                (row.topic, KafkaRecord(row.key, row.value, [(n, v.encode()) for n, v in json.loads(row.headers)]))
-                for row in rows
-            ]
-        )
+    async def _take(self, connection: AsyncConnection, *, locking: bool) -> _Batch:
+        """The next batch, in id order."""
+        table = OutboxEntry.__table__  # type: ignore[attr-defined]
+        handoff = self.handoff
+        if not handoff:  # nothing held: read every column at once
+            query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+            query = query.order_by(table.c.id).limit(self._batch_size)
+            if locking:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await connection.execute(query)).all()
+            self.read_back += len(rows)
+            return _Batch(
+                [row[0] for row in rows],
+                [(row[1], KafkaRecord(row[2], row[3], parse_headers(row[4]))) for row in rows],
+            )
+        query = sa.select(table.c.id, table.c.topic, table.c.event_id).order_by(table.c.id).limit(self._batch_size)
+        if locking:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await connection.execute(query)).all()
+        if not rows:
+            if not locking:
+                # One connection per SQLite process: no unit of work is between its insert and its
+                # commit now, so whatever is held belongs to rows that are gone.
+                handoff.clear()
+            return _Batch()
+        handoff.forget_below(rows[0][0])
+        ids: list[int] = []
+        items: list[tuple[str, KafkaRecord] | None] = []
+        missing: dict[int, int] = {}  # id -> its place in the batch
+        for id_, topic, event_id in rows:
+            item = handoff.item(id_, topic, event_id)
+            if item is None:
+                missing[id_] = len(items)
+            ids.append(id_)
+            items.append(item)
+        if missing:
+            query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+            for row in await connection.execute(query.where(_ids_are(table, list(missing)))):
+                items[missing.pop(row[0])] = (row[1], KafkaRecord(row[2], row[3], parse_headers(row[4])))
+                self.read_back += 1
+            # Every row listed above is still there (locked on PostgreSQL; one snapshot on SQLite);
+            # one that was not would be left out rather than sent empty.
+            if missing:
+                kept = [i for i, item in enumerate(items) if item is not None]
+                ids, items = [ids[i] for i in kept], [items[i] for i in kept]
+        return _Batch(ids, items)  # type: ignore[arg-type]  # no None left
+
+    async def _send(self, batch: _Batch) -> None:
+        await self._publisher.send_many(batch.items)
+        self.handoff.forget(batch.ids)
 
     async def drain(self) -> None:
         """Publish until the outbox is empty (raises if the broker is unreachable)."""
@@ -285,7 +355,7 @@ class OutboxRelay:
                 sent = await self.publish_batch()
                 self.last_error = None
                 backoff = self._poll_seconds
-                if sent == self._batch_size:
+                if sent == self._batch_size or self._next.ids:
                     continue
             except asyncio.CancelledError:
                 raise
@@ -648,6 +718,19 @@ class EventConsumer:
         self.stats.dead_lettered += len(deliveries)
         for delivery in deliveries:
             _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": "dead_lettered"})
+
+
+def _ids_are(table: sa.Table, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """`id IN ids`, as a range when the ids are consecutive: the same rows, with two parameters, not one per id."""
+    first, last = min(ids), max(ids)
+    if last - first + 1 == len(ids):  # distinct integers filling [first, last]: exactly that range
+        return table.c.id.between(first, last)
+    return table.c.id.in_(ids)
+
+
+async def _delete_outbox_rows(connection: AsyncConnection, ids: Sequence[int]) -> None:
+    table = OutboxEntry.__table__  # type: ignore[attr-defined]
+    await connection.execute(sa.delete(table).where(_ids_are(table, ids)))
 
 
 def _trace_context(event: Event) -> otel_context.Context:

@@ -7,22 +7,28 @@
   broker is down.
 
 Every service's first migration creates both tables with `create_messaging_tables()`.
+
+Writing the outbox is on every hot path, so `stage_messages` goes to the driver without
+SQLAlchemy's per-row compile and bind processing, and hands the ids of the new rows back: the
+`OutboxHandoff` of the process's relay keeps the records it just wrote by those ids, so the
+relay sends them without reading them back from the table.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.events import Event, encode, encode_serialised, utcnow
+from tarifa_common.events import Event, KafkaRecord, encode, encode_serialised, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
@@ -42,7 +48,7 @@ class OutboxEntry(SQLModel, table=True):
     event_id: str = Field(max_length=100)
     key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     value: bytes = Field(sa_type=sa.LargeBinary)
-    headers: str = Field(sa_type=sa.Text, description="JSON list of [name, value] pairs")
+    headers: str = Field(sa_type=sa.Text, description="the Kafka headers, as `headers_text` writes them")
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
@@ -82,20 +88,192 @@ async def claim_many(session: AsyncSession, consumer: str, events: Sequence[Even
     return fresh
 
 
-def outbox_row(event: Event, topic: str, key: str | None, data: bytes | None = None) -> dict[str, Any]:
-    """The outbox row for `event`, carrying the current trace context (`data`: its data already serialised)."""
-    if not event.traceparent:
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One event as a unit of work writes it to the outbox: its row, and the record the relay sends."""
+
+    event_id: str
+    item: tuple[str, KafkaRecord]  # (topic, record), as `Publisher.send_many` takes it: built once
+
+    @property
+    def topic(self) -> str:
+        return self.item[0]
+
+    @property
+    def record(self) -> KafkaRecord:
+        return self.item[1]
+
+
+def outbox_message(event: Event, topic: str, key: str | None, data: bytes | None = None) -> OutboxMessage:
+    """The outbox message for `event`, carrying the current trace context (`data`: its data already serialised).
+
+    Without a valid current span the W3C propagator writes no `traceparent`, so none is asked for.
+    """
+    if not event.traceparent and trace.get_current_span().get_span_context().is_valid:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier.get("traceparent"):
             event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
     record = encode(event, key) if data is None else encode_serialised(event, key, data)
+    return OutboxMessage(event.id, (topic, record))
+
+
+# The `headers` column: "\x1fname\x1fvalue" for each header, one join of bytes to write and one split
+# to read, where a JSON list of pairs cost a json.dumps per row. A header whose name or value holds
+# \x1f (or NUL, which PostgreSQL's text refuses) is written in the JSON form instead; the JSON form
+# (what rows written before this change hold) starts with "[" and is still read.
+_SEPARATOR = "\x1f"
+_NAMES: dict[str, bytes] = {}
+
+
+def headers_text(headers: Sequence[tuple[str, bytes]]) -> str:
+    """Kafka headers as the outbox's `headers` column holds them (`parse_headers` reads them back)."""
+    parts = [b""]
+    for name, value in headers:
+        raw = _NAMES.get(name)
+        if raw is None:
+            raw = name.encode()
+            if len(_NAMES) < 64:  # header names are a handful of constants; never let the cache grow
+                _NAMES[name] = raw
+        parts.append(raw)
+        parts.append(value)
+    text = b"\x1f".join(parts).decode()
+    if text.count(_SEPARATOR) != 2 * len(headers) or "\x00" in text:
+        return json.dumps([[name, value.decode()] for name, value in headers])
+    return text
+
+
+def parse_headers(text: str) -> list[tuple[str, bytes]]:
+    """The Kafka headers held in an outbox row's `headers` column, in either form."""
+    if text.startswith("["):
+        return [(name, value.encode()) for name, value in json.loads(text)]
+    parts = text.split(_SEPARATOR)
+    return [(parts[i], parts[i + 1].encode()) for i in range(1, len(parts), 2)]
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO tarifa_outbox (topic, event_id, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# One statement for the whole flush. ORDER BY the ordinality makes PostgreSQL draw the ids from the
+# sequence in the order of the messages (what SQLAlchemy's own "insertmanyvalues" relies on to match
+# RETURNING rows to parameters), so the sorted ids are the messages' ids in order.
+_POSTGRES_INSERT = (
+    "INSERT INTO tarifa_outbox (topic, event_id, key, value, headers, created_at) "
+    "SELECT topic, event_id, key, value, headers, $6 "
+    "FROM unnest($1::varchar[], $2::varchar[], $3::bytea[], $4::bytea[], $5::text[]) "
+    "WITH ORDINALITY AS message(topic, event_id, key, value, headers, n) ORDER BY n RETURNING id"
+)
+
+
+async def stage_messages(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[int]:
+    """Insert outbox rows for `messages` in the session's transaction, in order; return their ids, in order.
+
+    One `created_at` for the lot. SQLite: one DBAPI executemany, then `last_insert_rowid()`; the
+    ids are consecutive because the transaction holds SQLite's write lock from its first insert and
+    a table without AUTOINCREMENT gives each new row max(id) + 1 (with AUTOINCREMENT, the sequence
+    + 1: consecutive as well). PostgreSQL: one INSERT … SELECT FROM unnest(…) RETURNING id.
+    """
+    if not messages:
+        return []
+    connection = await session.connection()
+    dialect = connection.dialect
+    created_at = utcnow()
+    if dialect.name == "postgresql":
+        result = await connection.exec_driver_sql(
+            _POSTGRES_INSERT,
+            (
+                [m.topic for m in messages],
+                [m.event_id for m in messages],
+                [m.record.key for m in messages],
+                [m.record.value for m in messages],
+                [headers_text(m.record.headers) for m in messages],
+                created_at,
+            ),
+        )
+        return sorted(result.scalars())
+    # SQLite's DATETIME is text in SQLAlchemy's format: made by its own bind processor, once.
+    column_type = OutboxEntry.__table__.c.created_at.type  # type: ignore[attr-defined]
+    bind = column_type.dialect_impl(dialect).bind_processor(dialect)
+    created = bind(created_at) if bind is not None else created_at
+    await connection.exec_driver_sql(
+        _SQLITE_INSERT,
+        [
+            (m.topic, m.event_id, m.record.key, m.record.value, headers_text(m.record.headers), created)
+            for m in messages
+        ],
+    )
+    last = int((await connection.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
+    return list(range(last - len(messages) + 1, last + 1))
+
+
+class OutboxHandoff:
+    """The records a process wrote to its outbox, by row id, for its relay: what it need not read back.
+
+    A unit of work holds its messages here as soon as their rows are inserted (before the commit,
+    so that the relay, which may read the committed rows before the committing task runs again,
+    always finds them) and withdraws them if its transaction fails. An entry only ever saves a
+    read: the relay matches it to a row by id, topic and event id (SQLite reuses the ids of deleted
+    rows), reads from the table every row it holds nothing for, and may drop any entry at any time.
+    At most `limit` entries; beyond that, rows are read from the table.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._held: dict[int, OutboxMessage] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, ids: Sequence[int], messages: Sequence[OutboxMessage]) -> list[int]:
+        """Keep `messages` (whose rows have `ids`) while there is room; return the ids kept."""
+        room = self.limit - len(self._held)
+        if room <= 0:
+            return []
+        kept = list(ids[:room])
+        self._held.update(zip(kept, messages, strict=False))
+        return kept
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Drop entries: rows sent, or rows of a transaction that did not commit."""
+        held = self._held
+        for id_ in ids:
+            held.pop(id_, None)
+
+    def item(self, id_: int, topic: str, event_id: str) -> tuple[str, KafkaRecord] | None:
+        """The (topic, record) held for the row (`id_`, `topic`, `event_id`), if any."""
+        message = self._held.get(id_)
+        if message is None or message.event_id != event_id or message.item[0] != topic:
+            return None
+        return message.item
+
+    def forget_below(self, id_: int) -> None:
+        """Drop the oldest entries whose ids are below `id_`: rows that another relay took or deleted.
+
+        Looks from the oldest entry and stops at the first at or above `id_`, so it costs nothing
+        when the relay is in step; an entry it misses stays harmless until the bound pushes it out.
+        """
+        held = self._held
+        stale = []
+        for key in held:
+            if key >= id_:
+                break
+            stale.append(key)
+        for key in stale:
+            del held[key]
+
+    def clear(self) -> None:
+        self._held.clear()
+
+
+def outbox_row(event: Event, topic: str, key: str | None, data: bytes | None = None) -> dict[str, Any]:
+    """The outbox row for `event` as a mapping of its columns (for `stage_many`)."""
+    message = outbox_message(event, topic, key, data)
     return {
-        "topic": topic,
-        "event_id": event.id,
-        "key": record.key,
-        "value": record.value,
-        "headers": json.dumps([[name, value.decode()] for name, value in record.headers]),
+        "topic": message.topic,
+        "event_id": message.event_id,
+        "key": message.record.key,
+        "value": message.record.value,
+        "headers": headers_text(message.record.headers),
         "created_at": utcnow(),
     }
 
@@ -119,7 +297,7 @@ class _HasHeaders(Protocol):
 
 def outbox_headers(entry: _HasHeaders) -> list[tuple[str, bytes]]:
     """The Kafka headers of an outbox row (an `OutboxEntry`, or a row of its columns)."""
-    return [(name, value.encode()) for name, value in json.loads(entry.headers)]
+    return parse_headers(entry.headers)
 
 
 def create_messaging_tables() -> None:
