@@ -390,7 +390,7 @@ class Subscription:
     event a no-op through a unique key (DESIGN.md: "an inbox … or a unique key"): the inbox is
     not written for them, which saves a row per event on the hottest paths. Copies within one
     batch are still dropped here; a redelivered copy reaches the handler, which must ignore it
-    (and counts it: the consumer's `duplicates` cannot see it).
+    (the consumer counts it as `processed`: its `duplicates` cannot see it).
     """
 
     group: str
