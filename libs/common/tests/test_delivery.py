@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -259,6 +260,64 @@ async def test_a_batch_handler_gets_each_fresh_event_once_and_a_failing_batch_fa
     # The whole batch first (the copy of `first` left out), then each message alone.
     assert calls[0] == [first.id, second.id, poison.id]
     assert [first.id] in calls[1:] and [poison.id] in calls[1:]
+
+
+async def test_a_type_deduplicated_by_its_handler_writes_no_inbox_row_and_its_handler_sees_redeliveries(
+    broker: EmbeddedBroker, engine: AsyncEngine, publisher: Publisher
+) -> None:
+    topic, group = await make_topic(broker), unique("g")
+    seen: list[str] = []
+
+    async def keep_once(events: list[Event], uow: UnitOfWork) -> None:
+        for event in events:
+            seen.append(event.id)
+            kept = await (await uow.session.connection()).execute(
+                sa.text("SELECT count(*) FROM test_tally WHERE event_id = :id"), {"id": event.id}
+            )
+            if kept.scalar_one() == 0:  # the handler's own unique key, as the rater's calls
+                await record(event, uow)
+
+    subscription = Subscription(
+        group=group, topics=(topic,), batch_handlers={TYPE: keep_once}, deduplicated_by_handler=frozenset({TYPE})
+    )
+    first, second = an_event(note="1"), an_event(note="2")
+    # `first` twice in one batch (dropped before the handler), then again later (reaches the handler).
+    await publisher.send_many([(topic, encode(e, "s-1")) for e in (first, second, first)])
+    units = UnitOfWorkFactory(session_factory(engine))
+    consumer = EventConsumer(
+        subscription, units, publisher, bootstrap_servers=broker.bootstrap_servers, client_id=unique("c")
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+
+        async def first_batch() -> None:
+            assert consumer.stats.processed + consumer.stats.duplicates == 3
+
+        await eventually(first_batch)
+        await publisher.send_many([(topic, encode(first, "s-1"))])
+
+        async def redelivered() -> None:
+            assert consumer.stats.processed + consumer.stats.duplicates == 4
+
+        await eventually(redelivered)
+    finally:
+        consumer.stop()
+        await task
+    assert seen.count(first.id) == 2 and seen.count(second.id) == 1
+    assert await count(engine, first.id) == 1 and await count(engine, second.id) == 1
+    async with engine.connect() as connection:
+        inbox = (
+            await connection.execute(
+                sa.text("SELECT count(*) FROM tarifa_inbox WHERE consumer = :group"), {"group": group}
+            )
+        ).scalar_one()
+    assert inbox == 0
+
+
+def test_only_batch_handled_types_may_be_deduplicated_by_their_handler() -> None:
+    with pytest.raises(ValueError, match="without a batch handler"):
+        Subscription(group="g", topics=("t",), deduplicated_by_handler=frozenset({TYPE}))
 
 
 @pytest.fixture(scope="module")

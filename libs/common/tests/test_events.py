@@ -1,5 +1,6 @@
 """The CloudEvents envelope: what goes on the wire and what is refused."""
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tarifa_common.events import (
+    TARIFA_NAMESPACE,
     Event,
     EventDecodeError,
     decode,
@@ -88,6 +90,28 @@ def test_deterministic_id_is_the_same_for_the_same_record_and_differs_otherwise(
     assert first == deterministic_id("acme", "pbx-hq", "2026/11/22 10:00:00,00:01:05,...")
     assert first != deterministic_id("acme", "pbx-branch", "2026/11/22 10:00:00,00:01:05,...")
     assert first != deterministic_id("globex", "pbx-hq", "2026/11/22 10:00:00,00:01:05,...")
+
+
+@given(parts=st.lists(st.text(max_size=60), min_size=1, max_size=4))
+def test_deterministic_id_is_the_uuid5_of_its_parts(parts: list[str]) -> None:
+    assert deterministic_id(*parts) == str(uuid.uuid5(TARIFA_NAMESPACE, "\x1f".join(parts)))
+
+
+def test_decode_reads_what_the_fast_parser_refuses_as_the_standard_library_does() -> None:
+    record = encode(sample_event(), key=None)
+    # orjson refuses integers beyond 64 bits and NaN; json reads them: so does decode.
+    decoded = decode(record.headers, None, b'{"n": 123456789012345678901234567890, "x": NaN}')
+    assert decoded.data["n"] == 123456789012345678901234567890
+    assert decoded.data["x"] != decoded.data["x"]  # NaN
+    with pytest.raises(EventDecodeError, match="data is not JSON: Expecting"):
+        decode(record.headers, None, b'{"n": ')
+
+
+def test_a_type_refused_once_is_refused_again_after_valid_ones_were_seen() -> None:
+    sample_event()  # a valid type, now known
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"tarifa\.<entity>\.<event>\.v<N>"):
+            sample_event(type="tarifa.cdr.rated")
 
 
 @pytest.mark.parametrize("missing", ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_tenant"])

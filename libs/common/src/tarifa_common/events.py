@@ -12,6 +12,7 @@ datetimes as ISO 8601 with their offset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -21,6 +22,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import orjson
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -33,6 +35,11 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 TYPE_PATTERN = re.compile(r"^tarifa(\.[a-z][a-z0-9_]*)+\.v[0-9]+$")
 # Deterministic ids are UUIDv5 in this namespace, so a re-sent record is the same event.
 TARIFA_NAMESPACE = uuid.UUID("3f6d0c2e-8e57-5a43-9b1f-7a1e2c9d4b10")
+_NAMESPACE_BYTES = TARIFA_NAMESPACE.bytes
+# Event types already checked against TYPE_PATTERN: a service knows a handful, so the regex runs
+# once per type, not once per event (bounded, in case a producer invents types without end).
+_CHECKED_TYPES: set[str] = set()
+_CHECKED_TYPES_MAX = 1024
 _JSON_FORMAT = JSONFormat()
 _SPECVERSION_BYTES = SPECVERSION.encode()
 _CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
@@ -47,8 +54,18 @@ def utcnow() -> datetime:
 
 
 def deterministic_id(*parts: str) -> str:
-    """An event id derived from what identifies the fact (tenant, source, record, ...)."""
-    return str(uuid.uuid5(TARIFA_NAMESPACE, "\x1f".join(parts)))
+    """An event id derived from what identifies the fact (tenant, source, record, ...).
+
+    `uuid.uuid5(TARIFA_NAMESPACE, "\x1f".join(parts))` written out (RFC 4122 §4.3: SHA-1 of
+    namespace and name, version 5, variant 10), without building a `uuid.UUID`: a third of the
+    cost, on every record the collector reads. A test holds the two equal.
+    """
+    name = _NAMESPACE_BYTES + "\x1f".join(parts).encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])  # UUIDv5 is SHA-1 by definition
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +83,11 @@ class Event:
     tracestate: str | None = None
 
     def __post_init__(self) -> None:
-        if not TYPE_PATTERN.match(self.type):
-            raise ValueError(f"event type {self.type!r} must read tarifa.<entity>.<event>.v<N>")
+        if self.type not in _CHECKED_TYPES:
+            if not TYPE_PATTERN.match(self.type):
+                raise ValueError(f"event type {self.type!r} must read tarifa.<entity>.<event>.v<N>")
+            if len(_CHECKED_TYPES) < _CHECKED_TYPES_MAX:
+                _CHECKED_TYPES.add(self.type)
         if not self.tenant:
             raise ValueError("event tenant is required")
         if self.time.tzinfo is None:
@@ -164,6 +184,19 @@ def encode_serialised(event: Event, key: str | None, data: bytes) -> KafkaRecord
     return KafkaRecord(key=key.encode() if key is not None else None, value=data, headers=headers)
 
 
+def _loads(value: bytes) -> Any:
+    """JSON data of a message: orjson (several times faster than `json` on a CDR), and `json` for
+    whatever orjson refuses (integers beyond 64 bits, NaN), so what is accepted, and the error
+    that names what is wrong, stay those of the standard library."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(value)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise EventDecodeError(f"data is not JSON: {error}") from error
+
+
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], key: bytes | None, value: bytes | None
 ) -> Event:
@@ -194,10 +227,7 @@ def decode(
         raise EventDecodeError(f"header ce_specversion is {attributes['specversion']!r}, expected 1.0")
     if value is None:
         raise EventDecodeError("message value is empty; event data must be a JSON object")
-    try:
-        data = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise EventDecodeError(f"data is not JSON: {error}") from error
+    data = _loads(value)
     if not isinstance(data, dict):
         raise EventDecodeError(f"data must be a JSON object, got {type(data).__name__}")
     if "time" in attributes:

@@ -82,6 +82,9 @@ def subscriptions(rater_ref: list[Rater]) -> tuple[Subscription, ...]:
             topics=("cdr.raw", "line.events"),
             handlers=line_handlers,
             batch_handlers={contracts.CDR_COLLECTED: rate},
+            # A collected CDR is kept once by its (tenant, record id) key in rater_call (the batch
+            # handler inserts ON CONFLICT DO NOTHING and rates only what it inserted): no inbox row.
+            deduplicated_by_handler=frozenset({contracts.CDR_COLLECTED}),
         ),
     )
 

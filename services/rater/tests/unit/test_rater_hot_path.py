@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 
-from tarifa_common.events import deterministic_id
 from tarifa_rater import handlers
 from tarifa_rater.domain.numbering import CallClass
 from tarifa_rater.domain.pricing import Band, Price
@@ -48,17 +47,6 @@ def test_a_new_calls_state_is_the_one_apply_outcome_makes(outcome: Rating | Unra
     raw = json.dumps({"record_id": "r1"})
     expected = handlers.apply_outcome(handlers.new_call(CDR, raw), outcome, NOW)
     assert handlers.first_state(CDR, raw, outcome, NOW) == expected
-
-
-@pytest.mark.parametrize(
-    ("tenant", "record_id", "version"), [("acme", "r1", 1), ("hotel-são-paulo", "r/2026/ção", 12), ("", "", 0)]
-)
-def test_the_rated_event_id_is_the_deterministic_id_of_tenant_record_and_version(
-    tenant: str, record_id: str, version: int
-) -> None:
-    assert handlers.rated_event_id(tenant, record_id, version) == deterministic_id(
-        tenant, "rated", record_id, str(version)
-    )
 
 
 def test_a_stored_cdr_reads_back_as_the_data_it_was_made_of() -> None:
