@@ -182,6 +182,32 @@ async def test_a_tenant_holiday_and_a_source_home_area_change_how_calls_are_pric
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "home_area_code"
 
 
+async def test_deleting_a_numbering_context_falls_back_to_the_tenant_default_then_the_built_in_one(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    await load_tariff(api, price_list)
+    await api.client.put("/v1/extensions/2001", json={}, headers=api.headers())
+    await api.client.put("/v1/numbering/pbx-rio", json={"home_area_code": "21"}, headers=api.headers())
+    await api.client.put("/v1/numbering/*", json={"home_area_code": "31"}, headers=api.headers())
+
+    async def home_of_a_mobile_call(record: str) -> str:
+        await api.rate(make_cdr(api.tenant, record, source_id="pbx-rio", dialled="987654321"))
+        calls = (await api.client.get("/v1/rated-calls", headers=api.headers("viewer"))).json()
+        e164: str = next(c["called_e164"] for c in calls if c["record_id"] == record)
+        return e164[2:4]
+
+    assert await home_of_a_mobile_call("r1") == "21"  # the source's own context
+    removed = await api.client.delete("/v1/numbering/pbx-rio", headers=api.headers())
+    assert removed.status_code == 204, removed.text
+    assert await home_of_a_mobile_call("r2") == "31"  # the tenant's default
+    assert (await api.client.delete("/v1/numbering/*", headers=api.headers())).status_code == 204
+    assert await home_of_a_mobile_call("r3") == "11"  # the built-in default (TARIFA_RATER_HOME_AREA_CODE)
+    missing = await api.client.delete("/v1/numbering/pbx-rio", headers=api.headers())
+    assert missing.status_code == 404 and "pbx-rio" in missing.json()["detail"]
+    viewer = await api.client.delete("/v1/numbering/*", headers=api.headers("viewer"))
+    assert viewer.status_code == 403
+
+
 async def test_a_line_allowance_is_set_and_its_usage_reported_for_the_cycle(
     api: Api, make_cdr, price_list: str
 ) -> None:

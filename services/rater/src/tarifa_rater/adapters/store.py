@@ -567,6 +567,15 @@ async def delete_assignment(session: AsyncSession, tenant: str, scope: str, scop
     )
 
 
+async def delete_numbering(session: AsyncSession, tenant: str, source_id: str) -> bool:
+    """Remove a source's numbering context: the source falls back to the tenant's '*', '*' to the built-in one."""
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(NumberingRow).where(col(NumberingRow.tenant) == tenant, col(NumberingRow.source_id) == source_id),
+    )
+
+
 async def delete_holiday(session: AsyncSession, tenant: str, day: date) -> bool:
     return await _delete(
         session, tenant, sa.delete(HolidayRow).where(col(HolidayRow.tenant) == tenant, col(HolidayRow.day) == day)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
@@ -208,6 +208,26 @@ async def put_numbering(
         await sql.save_numbering(uow.session, principal.tenant, source_id, plan)
         await rater.retry_unrated(uow, principal.tenant, handlers.FOR_NUMBERING)  # unreadable numbers may read now
     return body
+
+
+@settings_router.delete(
+    "/numbering/{source_id}",
+    status_code=204,
+    summary="Remove a source's numbering context: it falls back to '*', '*' to the built-in default",
+    responses={404: {"description": "the source has no numbering context of its own"}},
+)
+async def delete_numbering(
+    source_id: Annotated[str, Path(examples=["pbx-rio", "*"])], rater: RaterDep, principal: Writer
+) -> Response:
+    """The calls of `source_id` read their numbers with the tenant's default ('*') from now on; removing
+    '*' leaves the service's built-in plan (Brazil, `TARIFA_RATER_HOME_AREA_CODE`). Waiting calls are retried."""
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_numbering(uow.session, principal.tenant, source_id)
+        if removed:  # a number unreadable in the removed context may read in the fallback
+            await rater.retry_unrated(uow, principal.tenant, handlers.FOR_NUMBERING)
+    if not removed:
+        raise NotFound(f"source {source_id} has no numbering context")
+    return Response(status_code=204)
 
 
 directory = APIRouter(tags=["extension directory"])
