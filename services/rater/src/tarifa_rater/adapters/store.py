@@ -23,6 +23,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_common.events import utcnow
+from tarifa_rater.adapters import retries
 from tarifa_rater.adapters.tables import (
     AliasRow,
     AllowanceRow,
@@ -258,6 +259,9 @@ class SqlRaterStore:
                 )
                 previous = (await self.session.exec(query)).one_or_none()
             await self._add_rating(call, previous, cause)
+
+    async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:
+        await retries.request_retry(self.session, tenant, waiting, utcnow())
 
     async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
         await _execute(self.session, sa.insert(RatingRow).values(rating_row(call, previous, cause)))
