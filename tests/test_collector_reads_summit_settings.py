@@ -201,3 +201,13 @@ async def test_the_collector_imports_as_the_voip_summit_integration_says_and_kee
     async with collector.app.state.runtime.units() as uow:
         row = await uow.session.get(SummitImportRow, (tenant, "summit"))
     assert row is not None and row.alerted  # an important alert is open: collector/summit-settings/<tenant>/summit
+
+    async with httpx.AsyncClient(base_url=collector.url) as api:  # a deleted source forgets what it read
+        assert (await api.delete("/v1/sources/summit", headers=bearer(tenant, "operator"))).status_code == 204
+
+    async def forgotten() -> None:
+        async with collector.app.state.runtime.units() as uow:
+            assert await uow.session.get(SummitImportRow, (tenant, "summit")) is None
+
+    await eventually(forgotten)
+    assert await imports.wanted() == {}

@@ -149,7 +149,9 @@ class SummitImports(SourceRunner):
     async def refresh(self, now: datetime | None = None) -> None:
         """Read every summit_integration source's settings from voip-summit once; keep the last known on failure."""
         now = now or utcnow()
-        for row in await self.intake.sources():
+        sources = await self.intake.sources()
+        await self._forget({(r.tenant, r.id) for r in sources if r.kind == SourceKind.SUMMIT_INTEGRATION.value})
+        for row in sources:
             if row.kind != SourceKind.SUMMIT_INTEGRATION.value or not row.enabled or row.integration_id is None:
                 continue
             try:
@@ -160,6 +162,21 @@ class SummitImports(SourceRunner):
                 log.warning("Summit settings of %s/%s not read: %s", row.tenant, row.id, error)
             await self._keep(row, found, error, now)
         self._last_refresh = now
+
+    async def _forget(self, summit_sources: set[tuple[str, str]]) -> None:
+        """Drop what deleted (or changed) sources had read, resolving their open alert."""
+        async with self.intake.units() as uow:
+            for row in (await uow.session.exec(select(SummitImportRow))).all():
+                if (row.tenant, row.source_id) in summit_sources:
+                    continue
+                if row.alerted:
+                    resolved = alerts.AlertResolved(
+                        fingerprint=_fingerprint(row.tenant, row.source_id),
+                        object=alerts.AlertObject(kind="source", id=row.source_id),
+                        summary=f"Source {row.source_id} no longer follows a Summit integration",
+                    )
+                    uow.emit(alerts.resolved(row.tenant, SERVICE, resolved), topics.ALERT_EVENTS, resolved.fingerprint)
+                await uow.session.delete(row)
 
     async def _keep(self, source: SourceRow, found: SummitImport | None, error: str | None, now: datetime) -> None:
         async with self.intake.units() as uow:
