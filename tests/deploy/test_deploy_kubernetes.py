@@ -34,7 +34,7 @@ CONSUMED = {
 # Who calls whom over HTTP: the invoicer asks the collector for watermarks, the notifier asks the
 # rater and the invoicer for report data. Nothing else crosses between services over HTTP.
 CALLS = {
-    "collector": set(),
+    "collector": {"voip-summit"},  # the Summit integration's CDR import settings
     "rater": set(),
     "voip-summit": set(),
     "invoicer": {"collector"},

@@ -10,6 +10,7 @@ from tarifa_collector.adapters.accounting import HttpRatingLedger, wait_for_rate
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.links import SourceRunner, watch_sources
 from tarifa_collector.adapters.replay import republish_recent
+from tarifa_collector.adapters.summit import HttpSummitIntegrations, SummitImports
 from tarifa_collector.config import CollectorSettings
 from tarifa_common.runtime import ServiceRuntime
 
@@ -22,6 +23,9 @@ def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
 
     async def run_sources(runtime: ServiceRuntime) -> None:
         await SourceRunner(Intake(runtime.units), settings).run()
+
+    async def run_summit_imports(runtime: ServiceRuntime) -> None:
+        await SummitImports(Intake(runtime.units), settings, HttpSummitIntegrations.from_settings(settings)).run()
 
     async def watchdog(runtime: ServiceRuntime) -> None:
         await watch_sources(Intake(runtime.units), settings)
@@ -53,7 +57,7 @@ def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
         settings,
         migrations=MIGRATIONS,
         subscriptions=(),
-        background=[run_sources, watchdog, republish, republish_unaccounted],
+        background=[run_sources, run_summit_imports, watchdog, republish, republish_unaccounted],
     )
 
 

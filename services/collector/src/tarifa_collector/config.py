@@ -41,6 +41,15 @@ class CollectorSettings(ServiceSettings):
         default="",
         description="the rater's base URL (tarifa up sets it): on start, re-publish the calls it has not accounted for",
     )
+    voip_summit_url: str = Field(
+        default="",
+        description="voip-summit's base URL (tarifa up sets it): summit_integration sources read their CDR import "
+        "settings there",
+    )
+    voip_summit_timeout_seconds: float = Field(default=10.0, gt=0, description="one request to voip-summit")
+    summit_refresh_seconds: float = Field(
+        default=60.0, gt=0, description="how often summit_integration sources re-read their settings from voip-summit"
+    )
     republish_unaccounted_days: float = Field(
         default=62, gt=0, description="how far back the start-up re-publish looks (two billing months)"
     )

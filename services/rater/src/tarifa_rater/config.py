@@ -21,6 +21,12 @@ class RaterSettings(ServiceSettings):
         default="11", pattern=r"^[0-9]{1,5}$", description="the home area (DDD) of tenants that set none"
     )
     rerate_chunk_size: int = Field(default=500, ge=1, le=50_000, description="calls per re-rate transaction")
+    retry_chunk_size: int = Field(
+        default=500, ge=1, le=50_000, description="waiting calls per transaction of a queued retry"
+    )
+    retry_poll_seconds: float = Field(
+        default=1.0, gt=0, le=300, description="how often the retry loop looks for retries queued by other processes"
+    )
     gc_young_threshold: int = Field(
         default=50_000,
         ge=0,

@@ -303,6 +303,28 @@ def for_extensions(*extensions: str) -> Waiting:
     return Waiting(reasons=(UNKNOWN_EXTENSION,), extensions=extensions)
 
 
+MAX_LISTED_EXTENSIONS = 1000  # beyond, a merged retry takes every waiting call: one scan, no huge IN list
+
+
+def merge_waiting(queued: Waiting | None, wanted: Waiting | None) -> Waiting | None:
+    """What one retry must cover for two changes: the union (None, every waiting call, absorbs all)."""
+    if queued is None or wanted is None:
+        return None
+    extensions = sorted({*queued.extensions, *wanted.extensions})
+    if len(extensions) > MAX_LISTED_EXTENSIONS:
+        return None
+    return Waiting(reasons=tuple(sorted({*queued.reasons, *wanted.reasons})), extensions=tuple(extensions))
+
+
+@dataclass(slots=True)
+class RetryChunk:
+    """What one batch of a queued retry did: calls examined and rated, and the last call id examined."""
+
+    examined: int = 0
+    rated: int = 0
+    last_id: int = 0
+
+
 @dataclass(slots=True)
 class RerateProgress:
     examined: int = 0
@@ -327,6 +349,13 @@ class RaterStore(Protocol):
         ...
 
     async def update_call(self, call: CallState, cause: str) -> None: ...
+
+    async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:
+        """Queue a retry of the tenant's waiting calls `waiting` names (None: all), merged with any queued one.
+
+        The request commits with the change that caused it; the runtime works it off later, in batches.
+        """
+        ...
 
     async def unrated_calls(
         self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
@@ -833,42 +862,45 @@ async def apply_line_change(event: Event, uow: UnitOfWork, store: RaterStore, nu
     numbers = [n for n in [line.number, *line.dids] if n]
     # A removed DID is absent from the snapshot: the line's aliases become exactly its numbers.
     await store.save_line(change.tenant, entry, numbers, prune=change.kind is contracts.LineEventKind.DID_REMOVED)
-    await retry_unrated(uow, store, change.tenant, numbering, for_extensions(entry.extension))
+    # Queued, not run here: a line event must not rate a tenant's whole backlog inside the consumer's batch.
+    await store.request_retry(change.tenant, for_extensions(entry.extension))
 
 
-async def retry_unrated(
+async def retry_chunk(
     uow: UnitOfWork,
     store: RaterStore,
     tenant: str,
     numbering: NumberingPlan,
-    waiting: Waiting | None = None,
-    *,
-    limit: int = 5000,
-) -> int:
-    """Rate the tenant's waiting calls that can now be rated (those `waiting` names; None: all); return how many."""
+    waiting: Waiting | None,
+    after_id: int,
+    limit: int,
+) -> RetryChunk:
+    """Rate up to `limit` of the tenant's waiting calls after `after_id` (those `waiting` names; None: all).
+
+    A call still unratable is left as it is. A rated call is version 1 and is published through the
+    outbox of this transaction; a call another transaction rated meanwhile is no longer waiting, and
+    the rating's key (tenant, record, version) refuses a second version 1.
+    """
     context = await store.context(tenant)
-    rated = 0
-    after = 0
+    chunk = RetryChunk(last_id=after_id)
     now = utcnow()
-    while True:
-        batch = await store.unrated_calls(tenant, after, limit, waiting)
-        for call in batch:
-            assert call.id is not None
-            after = call.id
-            cdr = collected_call(json.loads(call.cdr))
-            updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
-            if updated.status == RATED:
-                updated.version = 1
-                extra: list[Publication] = []
-                allowance = context.allowances.get(updated.line_id or "")
-                if allowance is not None:
-                    extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
-                await store.update_call(updated, "retried")
-                publish(uow, updated, None)
-                emit(uow, extra)
-                rated += 1
-        if len(batch) < limit:
-            return rated
+    for call in await store.unrated_calls(tenant, after_id, limit, waiting):
+        assert call.id is not None
+        chunk.last_id = call.id
+        chunk.examined += 1
+        cdr = collected_call(json.loads(call.cdr))
+        updated = apply_outcome(call, evaluate(cdr, context, numbering), now)
+        if updated.status == RATED:
+            updated.version = 1
+            extra: list[Publication] = []
+            allowance = context.allowances.get(updated.line_id or "")
+            if allowance is not None:
+                extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
+            await store.update_call(updated, "retried")
+            publish(uow, updated, None)
+            emit(uow, extra)
+            chunk.rated += 1
+    return chunk
 
 
 async def rerate_chunk(

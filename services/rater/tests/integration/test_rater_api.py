@@ -3,6 +3,7 @@
 import io
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest_asyncio
@@ -10,7 +11,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from tarifa_common import auth
 from tarifa_common.events import Event
-from tarifa_common.testing import unique
+from tarifa_common.testing import eventually, unique
 from tarifa_rater import handlers
 from tarifa_rater.bootstrap import Rater
 from tarifa_rater.entrypoints.api import create_app
@@ -41,6 +42,17 @@ async def api(database_url: str, rater_settings_factory) -> AsyncIterator[Api]:
             yield Api(client, rater, unique("acme"))
     finally:
         await rater.runtime.stop()
+
+
+async def retry_done(api: Api) -> dict[str, Any]:
+    """The tenant's queued retry once the rater's retry loop has finished it."""
+
+    async def done() -> dict[str, Any]:
+        retry: dict[str, Any] = (await api.client.get("/v1/unrated-calls/retry", headers=api.headers("viewer"))).json()
+        assert retry["state"] == "done", retry
+        return retry
+
+    return await eventually(done)
 
 
 async def load_tariff(api: Api, price_list: str) -> None:
@@ -107,7 +119,12 @@ async def test_unrated_calls_are_listed_then_rated_once_the_extension_exists_and
     imported = await api.client.post(
         "/v1/extensions/import", content=directory, headers={**api.headers(), "Content-Type": "text/csv"}
     )
-    assert imported.json() == {"imported": 2, "retried": 3}
+    assert imported.json() == {
+        "imported": 2,
+        "retried": 0,
+        "retry": {"state": "waiting", "requests": 1, "waiting_calls": 3, "progress": "/v1/unrated-calls/retry"},
+    }
+    assert (await retry_done(api))["rated"] == 3
     assert (await api.client.get("/v1/unrated-calls", headers=api.headers("viewer"))).json() == []
 
     totals = await api.client.get(
@@ -182,6 +199,32 @@ async def test_a_tenant_holiday_and_a_source_home_area_change_how_calls_are_pric
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "home_area_code"
 
 
+async def test_deleting_a_numbering_context_falls_back_to_the_tenant_default_then_the_built_in_one(
+    api: Api, make_cdr, price_list: str
+) -> None:
+    await load_tariff(api, price_list)
+    await api.client.put("/v1/extensions/2001", json={}, headers=api.headers())
+    await api.client.put("/v1/numbering/pbx-rio", json={"home_area_code": "21"}, headers=api.headers())
+    await api.client.put("/v1/numbering/*", json={"home_area_code": "31"}, headers=api.headers())
+
+    async def home_of_a_mobile_call(record: str) -> str:
+        await api.rate(make_cdr(api.tenant, record, source_id="pbx-rio", dialled="987654321"))
+        calls = (await api.client.get("/v1/rated-calls", headers=api.headers("viewer"))).json()
+        e164: str = next(c["called_e164"] for c in calls if c["record_id"] == record)
+        return e164[2:4]
+
+    assert await home_of_a_mobile_call("r1") == "21"  # the source's own context
+    removed = await api.client.delete("/v1/numbering/pbx-rio", headers=api.headers())
+    assert removed.status_code == 204, removed.text
+    assert await home_of_a_mobile_call("r2") == "31"  # the tenant's default
+    assert (await api.client.delete("/v1/numbering/*", headers=api.headers())).status_code == 204
+    assert await home_of_a_mobile_call("r3") == "11"  # the built-in default (TARIFA_RATER_HOME_AREA_CODE)
+    missing = await api.client.delete("/v1/numbering/pbx-rio", headers=api.headers())
+    assert missing.status_code == 404 and "pbx-rio" in missing.json()["detail"]
+    viewer = await api.client.delete("/v1/numbering/*", headers=api.headers("viewer"))
+    assert viewer.status_code == 403
+
+
 async def test_a_line_allowance_is_set_and_its_usage_reported_for_the_cycle(
     api: Api, make_cdr, price_list: str
 ) -> None:
@@ -214,6 +257,8 @@ async def test_a_line_allowance_is_set_and_its_usage_reported_for_the_cycle(
 async def test_a_new_tariff_retries_the_calls_waiting_for_a_tariff_and_a_new_extension_only_its_own(
     api: Api, make_cdr, price_list: str
 ) -> None:
+    idle = (await api.client.get("/v1/unrated-calls/retry", headers=api.headers("viewer"))).json()
+    assert (idle["state"], idle["waiting_calls"]) == ("idle", 0)
     extension = await api.client.put("/v1/extensions/2001", json={"line_id": "line-1"}, headers=api.headers())
     assert extension.status_code == 200, extension.text
     await api.rate(make_cdr(api.tenant, "r1", extension="2001"))  # no tariff yet
@@ -224,12 +269,16 @@ async def test_a_new_tariff_retries_the_calls_waiting_for_a_tariff_and_a_new_ext
         content=price_list,
         headers={**api.headers(), "Content-Type": "text/csv"},
     )
-    assert answer.json()["retried"] == 0  # nothing is assigned yet: r1 still waits for a tariff
+    assert answer.json()["retry"]["waiting_calls"] == 3
+    assert (await retry_done(api))["rated"] == 0  # nothing is assigned yet: r1 still waits for a tariff
     assigned = await api.client.put(
         "/v1/tariff-assignments/tenant/*", json={"plan_code": "standard"}, headers=api.headers()
     )
-    assert assigned.json()["retried"] == 1  # r1; r2 and r3 wait for their extensions, not for a tariff
+    assert assigned.json()["retry"]["state"] == "waiting"
+    retry = await retry_done(api)  # r1; r2 and r3 wait for their extensions, not for a tariff
+    assert (retry["reasons"], retry["examined"], retry["rated"]) == (["no_tariff"], 1, 1)
     await api.client.put("/v1/extensions/2002", json={"line_id": "line-2"}, headers=api.headers())
+    assert (await retry_done(api))["rated"] == 1
     waiting = (await api.client.get("/v1/unrated-calls", headers=api.headers("viewer"))).json()
     assert [(w["record_id"], w["reason"]) for w in waiting] == [("r3", "unknown_extension")]
 

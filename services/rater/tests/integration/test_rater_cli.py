@@ -36,9 +36,10 @@ async def test_files_loaded_by_the_cli_rate_waiting_calls_and_a_rerate_reports_t
 
     code, output = await invoke("import-tariff", str(tmp_path / "tariff.csv"), *valid, "--assign-to-tenant")
     assert code == 0, output
-    assert "4 rate(s); 0 waiting call(s) rated" in output
+    assert "4 rate(s)" in output and "0 waiting call(s) rated" in output, output
     code, output = await invoke("import-extensions", str(tmp_path / "extensions.csv"), "--tenant", tenant)
-    assert (code, "1 extension(s) loaded; 1 waiting call(s) rated" in output) == (0, True), output
+    assert code == 0, output
+    assert "1 extension(s) loaded" in output and "1 waiting call(s) rated" in output, output
     code, output = await invoke("import-tariff", str(tmp_path / "cheaper.csv"), *valid)
     assert code == 0, output
     code, output = await invoke("rerate", *period)

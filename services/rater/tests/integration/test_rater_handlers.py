@@ -88,10 +88,17 @@ async def test_a_call_of_an_unknown_extension_waits_and_is_rated_when_the_line_a
     assert line_kind is contracts.LineEventKind.CREATED
     async with offline_rater.runtime.units() as uow:
         await handlers.apply_line_change(event, uow, offline_rater.store(uow), offline_rater.numbering)
-        emitted = list(uow.emitted)
-    [now_rated] = emitted
-    rated = contracts.RatedCall.model_validate(now_rated.data)
-    assert (rated.version, rated.line_id, rated.contract_id, rated.amount) == (1, "sip-9", "ct-9", Decimal("0.17"))
+        assert uow.emitted == []  # the line event only queues the retry: the consumer's batch stays short
+    retry = await offline_rater.work_retry(tenant)
+    assert retry is not None and (retry.state, retry.rated) == ("done", 1)
+    [row] = await calls(offline_rater, tenant)
+    assert (row.status, row.version, row.line_id, row.contract_id, row.amount) == (
+        "rated",
+        1,
+        "sip-9",
+        "ct-9",
+        Decimal("0.17"),
+    )
 
 
 async def test_a_call_outside_its_class_is_rated_flagged_and_raises_an_important_alert(

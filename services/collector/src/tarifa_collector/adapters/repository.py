@@ -295,6 +295,7 @@ def settings_of(row: SourceRow) -> SourceSettings:
         schedule=row.schedule,
         column_mapping=mapping_from_json(row.column_mapping),
         numbering=numbering_from_json(row.numbering),
+        integration_id=row.integration_id,
     )
 
 
@@ -372,6 +373,7 @@ class SqlSourceRepository:
             schedule=source.schedule,
             column_mapping=mapping_to_json(source.column_mapping),
             numbering=numbering_to_json(source.numbering),
+            integration_id=source.integration_id,
             created_at=now,
             updated_at=now,
         )

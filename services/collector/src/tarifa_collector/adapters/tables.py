@@ -27,6 +27,7 @@ class SourceRow(SQLModel, table=True):
     schedule: str | None = Field(default=None, max_length=100)
     column_mapping: str | None = Field(default=None, sa_type=sa.Text, description="operator_csv: the mapping as JSON")
     numbering: str | None = Field(default=None, sa_type=sa.Text, description="the numbering plan as JSON")
+    integration_id: str | None = Field(default=None, max_length=64, description="summit_integration: voip-summit's id")
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
@@ -83,3 +84,26 @@ class SourceStateRow(SQLModel, table=True):
     silent_alert: bool = False
     link_alert: bool = False
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class SummitImportRow(SQLModel, table=True):
+    """The last Summit import settings a `summit_integration` source read from voip-summit, and how reading went.
+
+    Kept so that the import runs on the last known settings while voip-summit does not answer,
+    across restarts too.
+    """
+
+    __tablename__ = "collector_summit_import"
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    source_id: str = Field(primary_key=True, max_length=100)
+    integration_id: str = Field(max_length=64)
+    directory: str | None = Field(default=None, max_length=1000)
+    cron: str | None = Field(default=None, max_length=100)
+    period: str | None = Field(default=None, max_length=16)
+    delete_files: bool | None = None
+    active: bool | None = None
+    fetched_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    error: str | None = Field(default=None, sa_type=sa.Text, description="why the last read failed; None once it works")
+    error_since: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    alerted: bool = False

@@ -21,6 +21,8 @@ class SourceKind(StrEnum):
     SMDR_CLIENT = "smdr_client"  # IP Office listens; we connect and reconnect with backoff
     DROP_DIRECTORY = "drop_directory"  # files dropped in a directory, read once, then archived or deleted
     HTTP = "http"  # batches posted to POST /v1/cdrs
+    # The CDR directory of a voip-summit Summit integration: directory, schedule and delete option read there
+    SUMMIT_INTEGRATION = "summit_integration"
 
 
 class RecordFormat(StrEnum):
@@ -63,6 +65,7 @@ class SourceSettings:
     schedule: str | None = None
     column_mapping: ColumnMapping | None = None
     numbering: NumberingPlan | None = None
+    integration_id: str | None = None
 
     def validate(self) -> None:
         """Refuse a source that could not run, naming the setting to fix."""
@@ -89,6 +92,18 @@ class SourceSettings:
                 )
         if self.kind is SourceKind.SMDR_CLIENT and not self.host:
             raise InvalidInput("host", "an SMDR client needs the IP Office address to connect to")
+        if self.kind is SourceKind.SUMMIT_INTEGRATION:
+            if not self.integration_id:
+                raise InvalidInput("integration_id", "a summit_integration source names the voip-summit integration")
+            if self.format is not RecordFormat.SUMMIT_CSV:
+                raise InvalidInput("format", "a summit_integration source reads summit_csv")
+            for name in ("directory", "schedule"):
+                if getattr(self, name) is not None:
+                    raise InvalidInput(
+                        name, f"a summit_integration source reads its {name} from the integration in voip-summit"
+                    )
+        elif self.integration_id is not None:
+            raise InvalidInput("integration_id", "only a summit_integration source names an integration")
         if self.kind is SourceKind.DROP_DIRECTORY and not self.directory:
             raise InvalidInput("directory", "a drop directory source needs the directory to watch")
         if self.format is RecordFormat.OPERATOR_CSV:

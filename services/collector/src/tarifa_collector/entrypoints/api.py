@@ -19,7 +19,8 @@ from tarifa_collector.adapters.repository import (
     numbering_to_json,
     settings_of,
 )
-from tarifa_collector.adapters.tables import SourceRow, SourceStateRow
+from tarifa_collector.adapters.summit import summit_imports
+from tarifa_collector.adapters.tables import SourceRow, SourceStateRow, SummitImportRow
 from tarifa_collector.bootstrap import bootstrap
 from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.json_records import canonical_line
@@ -46,6 +47,7 @@ from tarifa_collector.entrypoints.schemas import (
     SourcePublic,
     SourceUpdate,
     SourceWatermark,
+    SummitImportPublic,
     Watermark,
 )
 from tarifa_common import auth
@@ -84,7 +86,26 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=utcnow().tzinfo) if value is not None and value.tzinfo is None else value
 
 
-def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
+def _summit_public(row: SummitImportRow | None, integration_id: str | None) -> SummitImportPublic | None:
+    if integration_id is None:
+        return None
+    if row is None:  # not read yet
+        return SummitImportPublic(integration_id=integration_id, stale=True, error="not read from voip-summit yet")
+    return SummitImportPublic(
+        integration_id=row.integration_id,
+        directory=row.directory,
+        schedule=row.cron,
+        import_period=row.period,
+        delete_cdr_files=row.delete_files,
+        active=row.active,
+        fetched_at=_aware(row.fetched_at),
+        stale=row.error is not None,
+        error=row.error,
+        error_since=_aware(row.error_since),
+    )
+
+
+def _public(row: SourceRow, state: SourceStateRow | None, summit: SummitImportRow | None = None) -> SourcePublic:
     health = SourceHealth(connection=Connection.IDLE)
     # "today" is the source's day, as the counters roll over at the PBX's midnight
     today = utcnow().astimezone(ZoneInfo(row.time_zone)).date().isoformat()
@@ -118,9 +139,11 @@ def _public(row: SourceRow, state: SourceStateRow | None) -> SourcePublic:
         schedule=row.schedule,
         column_mapping=_mapping_model(row),
         numbering=_numbering_model(row),
+        integration_id=row.integration_id,
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
         health=health,
+        summit=_summit_public(summit, row.integration_id),
     )
 
 
@@ -169,6 +192,7 @@ def _settings_of(source_id: str, body: SourceCreate | SourceUpdate) -> SourceSet
         schedule=body.schedule,
         column_mapping=ColumnMapping(**body.column_mapping.model_dump()) if body.column_mapping else None,
         numbering=_plan_of(body),
+        integration_id=body.integration_id,
     )
     settings.validate()
     return settings
@@ -191,7 +215,8 @@ async def list_sources(principal: Reader, intake: IntakeDep) -> list[SourcePubli
         repository = SqlSourceRepository(uow.session)
         rows = await repository.list(principal.tenant)
         states = await repository.states(principal.tenant)
-    return [_public(row, states.get(row.id)) for row in rows]
+        summits = await summit_imports(uow.session, principal.tenant)
+    return [_public(row, states.get(row.id), summits.get(row.id)) for row in rows]
 
 
 @sources.get("/{source_id}", summary="One source with its health")
@@ -200,7 +225,8 @@ async def get_source(source_id: str, principal: Reader, intake: IntakeDep) -> So
         repository = SqlSourceRepository(uow.session)
         row = await repository.get(principal.tenant, source_id)
         states = await repository.states(principal.tenant)
-    return _public(row, states.get(source_id))
+        summits = await summit_imports(uow.session, principal.tenant)
+    return _public(row, states.get(source_id), summits.get(source_id))
 
 
 @sources.put("/{source_id}", summary="Change a source (a running link restarts with the new settings)")
@@ -209,14 +235,24 @@ async def update_source(source_id: str, body: SourceUpdate, principal: Operator,
     async with intake.units() as uow:
         repository = SqlSourceRepository(uow.session)
         row = await repository.get(principal.tenant, source_id)
-        for name in ("time_zone", "host", "port", "directory", "quiet_minutes", "enabled", "schedule"):
+        for name in (
+            "time_zone",
+            "host",
+            "port",
+            "directory",
+            "quiet_minutes",
+            "enabled",
+            "schedule",
+            "integration_id",
+        ):
             setattr(row, name, getattr(settings, name))
         row.kind, row.format, row.after_import = settings.kind.value, settings.format.value, settings.after_import.value
         row.column_mapping = mapping_to_json(settings.column_mapping)
         row.numbering = numbering_to_json(settings.numbering)
         row.updated_at = utcnow()
         states = await repository.states(principal.tenant)
-    return _public(row, states.get(source_id))
+        summits = await summit_imports(uow.session, principal.tenant)
+    return _public(row, states.get(source_id), summits.get(source_id))
 
 
 @sources.delete(

@@ -120,6 +120,10 @@ def commands() -> typer.Typer:
         outside_line_prefix: Annotated[
             str, typer.Option(help="With --country-code: what users dial for a line, if the PBX reports it")
         ] = "",
+        integration_id: Annotated[
+            str | None,
+            typer.Option(help="summit_integration: the voip-summit integration whose CDR import settings it follows"),
+        ] = None,
         data_dir: DataDir = Path(".tarifa"),
     ) -> None:
         """Configure a source; a running collector starts it within seconds."""
@@ -140,6 +144,7 @@ def commands() -> typer.Typer:
             quiet_minutes=quiet_minutes,
             schedule=schedule,
             numbering=numbering,
+            integration_id=integration_id,
         )
 
         async def work(units: UnitOfWorkFactory) -> None:

@@ -63,6 +63,12 @@ class SourceBase(BaseModel):
         description="drop_directory only: import on this cron schedule (source time) instead of continuously; "
         "when a day of the month is set the weekday is ignored",
     )
+    integration_id: str | None = Field(
+        default=None,
+        examples=["5f0c2a9e41d84c7b9a0e3d6f1b2c4a8e"],
+        description="summit_integration only: the voip-summit integration whose CDR directory, schedule, period "
+        "and delete option this source follows (format summit_csv; set no directory or schedule here)",
+    )
 
 
 class SourceCreate(SourceBase):
@@ -90,11 +96,29 @@ class SourceHealth(BaseModel):
     )
 
 
+class SummitImportPublic(BaseModel):
+    """What a summit_integration source last read from voip-summit, and whether that is current."""
+
+    integration_id: str
+    directory: str | None = Field(default=None, examples=["/var/summit/cdr"])
+    schedule: str | None = Field(default=None, examples=["0 3 1 * *"], description="the cron the import runs")
+    import_period: str | None = Field(default=None, examples=["monthly"])
+    delete_cdr_files: bool | None = None
+    active: bool | None = Field(default=None, description="the integration is active (an inactive one imports nothing)")
+    fetched_at: datetime | None = Field(default=None, description="when voip-summit last answered")
+    stale: bool = Field(
+        description="voip-summit did not answer the last read: the import runs on the last known settings"
+    )
+    error: str | None = Field(default=None, examples=["ConnectError: voip-summit did not answer"])
+    error_since: datetime | None = None
+
+
 class SourcePublic(SourceCreate):
     tenant: str
     created_at: datetime
     updated_at: datetime
     health: SourceHealth
+    summit: SummitImportPublic | None = Field(default=None, description="summit_integration only")
 
 
 class PostedBatch(BaseModel):

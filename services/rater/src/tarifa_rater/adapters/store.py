@@ -25,6 +25,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_common.events import utcnow
+from tarifa_rater.adapters import retries
 from tarifa_rater.adapters.tables import (
     AliasRow,
     AllowanceRow,
@@ -400,6 +401,9 @@ class SqlRaterStore:
                 previous = (await self.session.exec(query)).one_or_none()
             await self._add_rating(call, previous, cause)
 
+    async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:
+        await retries.request_retry(self.session, tenant, waiting, utcnow())
+
     async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
         await _execute(self.session, sa.insert(RatingRow).values(rating_row(call, previous, cause)))
 
@@ -710,6 +714,15 @@ async def delete_assignment(session: AsyncSession, tenant: str, scope: str, scop
             col(PlanAssignmentRow.scope) == scope,
             col(PlanAssignmentRow.scope_id) == scope_id,
         ),
+    )
+
+
+async def delete_numbering(session: AsyncSession, tenant: str, source_id: str) -> bool:
+    """Remove a source's numbering context: the source falls back to the tenant's '*', '*' to the built-in one."""
+    return await _delete(
+        session,
+        tenant,
+        sa.delete(NumberingRow).where(col(NumberingRow.tenant) == tenant, col(NumberingRow.source_id) == source_id),
     )
 
 

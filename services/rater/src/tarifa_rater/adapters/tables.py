@@ -250,3 +250,31 @@ class LineUsageRow(SQLModel, table=True):
     spent: Decimal = Field(sa_type=Money)
     announced: str = Field(max_length=40, description="thresholds announced, comma list")
     credit_announced: bool
+
+
+class RetryRow(SQLModel, table=True):
+    """A tenant's queued retry of its waiting calls: what changed, how far it got, how it went.
+
+    One row per tenant: a new request merges into it (the union of what changed) and starts the
+    scan again from the first waiting call, so repeated changes cost one pass, not one each.
+    """
+
+    __tablename__ = "rater_retry"
+    __table_args__ = (sa.Index("ix_rater_retry_due", "state", "worked_at"),)
+
+    tenant: str = Field(primary_key=True, max_length=100)
+    state: str = Field(max_length=10, description="waiting, running, done or failed")
+    reasons: str = Field(default="", max_length=200, description="the waiting reasons to retry, space-separated")
+    extensions: str = Field(default="", sa_type=sa.Text, description="extensions to retry, space-separated")
+    every_call: bool = Field(default=False, description="retry every waiting call (too many extensions to list)")
+    after_id: int = Field(default=0, description="the scan's cursor: the last call id examined")
+    requests: int = Field(default=0, description="changes merged into this round")
+    examined: int = 0
+    rated: int = 0
+    attempts: int = Field(default=0, description="failed attempts in a row")
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    alerted: bool = Field(default=False, description="an alert is raised for this retry's failure")
+    requested_at: datetime = Field(sa_type=UTC_DATETIME)
+    worked_at: datetime = Field(sa_type=UTC_DATETIME, description="last batch (or request): the least recent goes next")
+    retry_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME, description="not before, after a failure")
+    finished_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)

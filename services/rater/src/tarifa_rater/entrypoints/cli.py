@@ -66,6 +66,28 @@ async def _close(rater: Rater) -> None:
         await rater.runtime.engine.dispose()
 
 
+async def _work_off_retry(rater: Rater, tenant: str) -> None:
+    """Work off the retry the command queued, batch by batch (each its own transaction), showing progress.
+
+    The change is already committed with its retry request: if this stops half way (Ctrl-C, a
+    failure), the running rater service resumes the retry where the last batch left it.
+    """
+    row = None
+    while (batch := await rater.work_retry(tenant)) is not None:
+        row = batch
+        if row.state == "failed" or row.retry_at is not None:
+            break
+        console.print(f"  retrying waiting calls: {row.examined} examined, {row.rated} rated")
+    if row is None:
+        console.print("no waiting call to retry")
+    elif row.state == "done":
+        console.print(f"{row.rated} waiting call(s) rated")
+    else:
+        console.print(
+            f"[yellow]retry {row.state} after {row.rated} rated: {row.error}; the rater service resumes it[/]"
+        )
+
+
 def _run(job: Coroutine[Any, Any, Any]) -> None:
     try:
         asyncio.run(job)
@@ -99,10 +121,9 @@ def commands() -> typer.Typer:
                     await sql.save_plan_version(uow.session, tenant, code, start, entries, currency=currency)
                     if assign_to_tenant:
                         await sql.assign_plan(uow.session, tenant, "tenant", "*", code)
-                    retried = await rater.retry_unrated(uow, tenant, handlers.FOR_TARIFF)
-                console.print(
-                    f"plan {code} from {start.isoformat()}: {len(entries)} rate(s); {retried} waiting call(s) rated"
-                )
+                    await rater.request_retry(uow, tenant, handlers.FOR_TARIFF)
+                console.print(f"plan {code} from {start.isoformat()}: {len(entries)} rate(s)")
+                await _work_off_retry(rater, tenant)
             finally:
                 await _close(rater)
 
@@ -122,10 +143,11 @@ def commands() -> typer.Typer:
                 async with rater.runtime.units() as uow:
                     for entry in entries:
                         await sql.save_extension(uow.session, tenant, entry)
-                    retried = await rater.retry_unrated(
+                    await rater.request_retry(
                         uow, tenant, handlers.for_extensions(*(entry.extension for entry in entries))
                     )
-                console.print(f"{len(entries)} extension(s) loaded; {retried} waiting call(s) rated")
+                console.print(f"{len(entries)} extension(s) loaded")
+                await _work_off_retry(rater, tenant)
             finally:
                 await _close(rater)
 

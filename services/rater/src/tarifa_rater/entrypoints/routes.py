@@ -6,17 +6,18 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
 from tarifa_common import auth
 from tarifa_common.errors import InvalidInput, NotFound
 from tarifa_common.http import require
+from tarifa_common.unit_of_work import UnitOfWork
 from tarifa_rater import handlers
-from tarifa_rater.adapters import reports
+from tarifa_rater.adapters import reports, retries
 from tarifa_rater.adapters import store as sql
-from tarifa_rater.adapters.tables import AllowanceRow, CallRow, ExtensionRow, LineUsageRow, TariffPlanRow
+from tarifa_rater.adapters.tables import AllowanceRow, CallRow, ExtensionRow, LineUsageRow, RetryRow, TariffPlanRow
 from tarifa_rater.bootstrap import Rater
 from tarifa_rater.domain.allowances import cycle_of
 from tarifa_rater.domain.numbering import NumberingPlan
@@ -62,6 +63,15 @@ def aware(value: datetime, field: str) -> datetime:
     return value.astimezone(UTC)
 
 
+async def queue_retry(
+    rater: Rater, uow: UnitOfWork, tenant: str, waiting: handlers.Waiting | None
+) -> schemas.RetryQueued:
+    """Queue the retry a change calls for, in the change's own transaction (worked off by the runtime)."""
+    row = await rater.request_retry(uow, tenant, waiting)
+    waiting_calls = await retries.waiting_calls(uow.session, tenant)
+    return schemas.RetryQueued(state=row.state, requests=row.requests, waiting_calls=waiting_calls)
+
+
 tariffs = APIRouter(prefix="/tariffs", tags=["tariffs"])
 
 
@@ -81,7 +91,7 @@ async def import_plan_version(
     normal_from_hour: Annotated[int, Query(ge=0, le=24)] = 7,
     normal_until_hour: Annotated[int, Query(ge=0, le=24)] = 21,
 ) -> schemas.PlanImported:
-    """Replace or create the version of plan `code` that activates at `valid_from`; waiting calls are retried."""
+    """Replace or create the version of plan `code` that activates at `valid_from`; waiting calls get a queued retry."""
     entries = parse_rates_csv(await read_text(request))
     bands = TimeBands(frozenset(int(d) for d in normal_weekdays), normal_from_hour, normal_until_hour)
     async with rater.runtime.units() as uow:
@@ -94,8 +104,9 @@ async def import_plan_version(
             currency=currency,
             bands=bands,
         )
-        retried = await rater.retry_unrated(uow, principal.tenant, handlers.FOR_TARIFF)
-    return schemas.PlanImported(**version_out(plan, len(entries)).model_dump(), retried=retried)
+        retry = await queue_retry(rater, uow, principal.tenant, handlers.FOR_TARIFF)
+    rater.wake_retries()
+    return schemas.PlanImported(**version_out(plan, len(entries)).model_dump(), retry=retry)
 
 
 @tariffs.delete(
@@ -166,8 +177,9 @@ async def assign_plan(
         raise InvalidInput("scope", f"must be one of {', '.join(SCOPES)}")
     async with rater.runtime.units() as uow:
         await sql.assign_plan(uow.session, principal.tenant, scope, scope_id, body.plan_code)
-        retried = await rater.retry_unrated(uow, principal.tenant, handlers.FOR_TARIFF)
-    return schemas.AssignmentOut(plan_code=body.plan_code, scope=scope, scope_id=scope_id, retried=retried)
+        retry = await queue_retry(rater, uow, principal.tenant, handlers.FOR_TARIFF)
+    rater.wake_retries()
+    return schemas.AssignmentOut(plan_code=body.plan_code, scope=scope, scope_id=scope_id, retry=retry)
 
 
 @settings_router.delete(
@@ -202,12 +214,35 @@ async def put_holiday(day: date, body: schemas.HolidayIn, rater: RaterDep, princ
 @settings_router.put("/numbering/{source_id}", summary="The numbering context of a source ('*': the tenant's default)")
 async def put_numbering(
     source_id: str, body: schemas.NumberingIn, rater: RaterDep, principal: Writer
-) -> schemas.NumberingIn:
+) -> schemas.NumberingSaved:
     plan = NumberingPlan(country_code=body.country_code, home_area_code=body.home_area_code)
     async with rater.runtime.units() as uow:
         await sql.save_numbering(uow.session, principal.tenant, source_id, plan)
-        await rater.retry_unrated(uow, principal.tenant, handlers.FOR_NUMBERING)  # unreadable numbers may read now
-    return body
+        # unreadable numbers may read now
+        retry = await queue_retry(rater, uow, principal.tenant, handlers.FOR_NUMBERING)
+    rater.wake_retries()
+    return schemas.NumberingSaved(**body.model_dump(), retry=retry)
+
+
+@settings_router.delete(
+    "/numbering/{source_id}",
+    status_code=204,
+    summary="Remove a source's numbering context: it falls back to '*', '*' to the built-in default",
+    responses={404: {"description": "the source has no numbering context of its own"}},
+)
+async def delete_numbering(
+    source_id: Annotated[str, Path(examples=["pbx-rio", "*"])], rater: RaterDep, principal: Writer
+) -> Response:
+    """The calls of `source_id` read their numbers with the tenant's default ('*') from now on; removing
+    '*' leaves the service's built-in plan (Brazil, `TARIFA_RATER_HOME_AREA_CODE`). Waiting calls get a queued retry."""
+    async with rater.runtime.units() as uow:
+        removed = await sql.delete_numbering(uow.session, principal.tenant, source_id)
+        if removed:  # a number unreadable in the removed context may read in the fallback
+            await queue_retry(rater, uow, principal.tenant, handlers.FOR_NUMBERING)
+    rater.wake_retries()
+    if not removed:
+        raise NotFound(f"source {source_id} has no numbering context")
+    return Response(status_code=204)
 
 
 directory = APIRouter(tags=["extension directory"])
@@ -216,7 +251,7 @@ directory = APIRouter(tags=["extension directory"])
 @directory.put("/extensions/{extension}", summary="Create or update an extension's attribution and class of service")
 async def put_extension(
     extension: str, body: schemas.ExtensionIn, rater: RaterDep, principal: Writer
-) -> schemas.ExtensionOut:
+) -> schemas.ExtensionSaved:
     entry = DirectoryEntry(
         extension=extension,
         line_id=body.line_id,
@@ -228,8 +263,9 @@ async def put_extension(
     )
     async with rater.runtime.units() as uow:
         await sql.save_extension(uow.session, principal.tenant, entry)
-        await rater.retry_unrated(uow, principal.tenant, handlers.for_extensions(extension))
-    return schemas.ExtensionOut(extension=extension, **body.model_dump())
+        retry = await queue_retry(rater, uow, principal.tenant, handlers.for_extensions(extension))
+    rater.wake_retries()
+    return schemas.ExtensionSaved(extension=extension, **body.model_dump(), retry=retry)
 
 
 @directory.delete(
@@ -255,10 +291,11 @@ async def import_extensions(request: Request, rater: RaterDep, principal: Writer
     async with rater.runtime.units() as uow:
         for entry in entries:
             await sql.save_extension(uow.session, principal.tenant, entry)
-        retried = await rater.retry_unrated(
-            uow, principal.tenant, handlers.for_extensions(*(entry.extension for entry in entries))
+        retry = await queue_retry(
+            rater, uow, principal.tenant, handlers.for_extensions(*(entry.extension for entry in entries))
         )
-    return schemas.ExtensionsImported(imported=len(entries), retried=retried)
+    rater.wake_retries()
+    return schemas.ExtensionsImported(imported=len(entries), retry=retry)
 
 
 @directory.get("/extensions", summary="The extension directory")
@@ -288,13 +325,15 @@ async def list_extensions(rater: RaterDep, principal: Reader) -> list[schemas.Ex
 
 
 @directory.put("/aliases/{number}", summary="Attribute calls of a DID or number to an extension")
-async def put_alias(number: str, body: schemas.AliasIn, rater: RaterDep, principal: Writer) -> dict[str, str]:
+async def put_alias(number: str, body: schemas.AliasIn, rater: RaterDep, principal: Writer) -> schemas.AliasSaved:
     if not any(ch.isdigit() for ch in number):
         raise InvalidInput("number", "must contain digits")
     async with rater.runtime.units() as uow:
         await sql.save_alias(uow.session, principal.tenant, number, body.extension)
-        await rater.retry_unrated(uow, principal.tenant, handlers.for_extensions(body.extension))
-    return {"number": "".join(ch for ch in number if ch.isdigit()), "extension": body.extension}
+        retry = await queue_retry(rater, uow, principal.tenant, handlers.for_extensions(body.extension))
+    rater.wake_retries()
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return schemas.AliasSaved(number=digits, extension=body.extension, retry=retry)
 
 
 @directory.delete("/aliases/{number}", status_code=204, summary="Stop attributing calls of a number")
@@ -451,6 +490,33 @@ async def list_unrated_calls(
     async with rater.runtime.units() as uow:
         rows = await reports.list_calls(uow.session, where, limit, offset)
     return [schemas.UnratedOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@calls.get(
+    "/unrated-calls/retry",
+    summary="The tenant's queued retry of waiting calls: state, what it covers, progress, last error",
+)
+async def get_retry(rater: RaterDep, principal: Reader) -> schemas.RetryOut:
+    async with rater.runtime.units() as uow:
+        row = await uow.session.get(RetryRow, principal.tenant)
+        waiting_calls = await retries.waiting_calls(uow.session, principal.tenant)
+    if row is None:
+        return schemas.RetryOut(state="idle", waiting_calls=waiting_calls)
+    return schemas.RetryOut(
+        state=row.state,
+        reasons=row.reasons.split(),
+        extensions=row.extensions.split(),
+        every_call=row.every_call,
+        requests=row.requests,
+        examined=row.examined,
+        rated=row.rated,
+        waiting_calls=waiting_calls,
+        attempts=row.attempts,
+        error=row.error,
+        requested_at=row.requested_at,
+        worked_at=row.worked_at,
+        finished_at=row.finished_at,
+    )
 
 
 @calls.post("/rerates", summary="Re-rate a period (optionally one source or line): changed calls get a new version")

@@ -34,8 +34,63 @@ class PlanVersionOut(BaseModel):
     rates: int = Field(examples=[3])
 
 
+class RetryQueued(BaseModel):
+    """The answer of a change that can make waiting calls ratable: their retry is queued, not done."""
+
+    state: str = Field(examples=["waiting"], description="waiting (queued) or running (merged into a retry under way)")
+    requests: int = Field(examples=[1], description="changes merged into this retry so far")
+    waiting_calls: int = Field(examples=[200000], description="the tenant's calls waiting now, before the retry")
+    progress: str = Field(default="/v1/unrated-calls/retry", examples=["/v1/unrated-calls/retry"])
+
+
+class RetryOut(BaseModel):
+    """The tenant's queued retry of waiting calls: what it covers, how far it got, how it went."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "state": "running",
+                    "reasons": ["no_tariff"],
+                    "extensions": [],
+                    "every_call": False,
+                    "requests": 2,
+                    "examined": 1500,
+                    "rated": 1480,
+                    "waiting_calls": 198520,
+                    "attempts": 0,
+                    "error": None,
+                    "requested_at": "2026-12-02T10:00:00Z",
+                    "worked_at": "2026-12-02T10:00:03Z",
+                    "finished_at": None,
+                }
+            ]
+        }
+    )
+
+    state: str = Field(description="idle (never queued), waiting, running, done or failed")
+    reasons: list[str] = Field(default_factory=list, description="waiting reasons it retries")
+    extensions: list[str] = Field(default_factory=list, description="extensions whose waiting calls it retries")
+    every_call: bool = Field(default=False, description="it retries every waiting call of the tenant")
+    requests: int = 0
+    examined: int = Field(default=0, description="waiting calls examined in this round")
+    rated: int = Field(default=0, description="of those, rated (and published) in this round")
+    waiting_calls: int = Field(description="the tenant's calls waiting now")
+    attempts: int = Field(default=0, description="failed batches in a row (it backs off; fails after 5)")
+    error: str | None = None
+    requested_at: datetime | None = None
+    worked_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class PlanImported(PlanVersionOut):
-    retried: int = Field(examples=[12], description="waiting calls this tariff could now rate")
+    retried: int = Field(
+        default=0,
+        examples=[0],
+        deprecated=True,
+        description="always 0: waiting calls are no longer rated inside the request; see `retry`",
+    )
+    retry: RetryQueued
 
 
 class AssignmentIn(BaseModel):
@@ -45,7 +100,13 @@ class AssignmentIn(BaseModel):
 class AssignmentOut(AssignmentIn):
     scope: str = Field(examples=["customer"])
     scope_id: str = Field(examples=["cust-1"])
-    retried: int = 0
+    retried: int = Field(
+        default=0,
+        examples=[0],
+        deprecated=True,
+        description="always 0: waiting calls are no longer rated inside the request; see `retry`",
+    )
+    retry: RetryQueued
 
 
 class HolidayIn(BaseModel):
@@ -76,7 +137,27 @@ class ExtensionOut(ExtensionIn):
 
 class ExtensionsImported(BaseModel):
     imported: int = Field(examples=[2])
-    retried: int = Field(examples=[0])
+    retried: int = Field(
+        default=0,
+        examples=[0],
+        deprecated=True,
+        description="always 0: waiting calls are no longer rated inside the request; see `retry`",
+    )
+    retry: RetryQueued
+
+
+class ExtensionSaved(ExtensionOut):
+    retry: RetryQueued
+
+
+class NumberingSaved(NumberingIn):
+    retry: RetryQueued
+
+
+class AliasSaved(BaseModel):
+    number: str = Field(examples=["1133335555"])
+    extension: str = Field(examples=["2001"])
+    retry: RetryQueued
 
 
 class AliasIn(BaseModel):

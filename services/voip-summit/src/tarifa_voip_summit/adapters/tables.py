@@ -40,6 +40,7 @@ class IntegrationRow(SQLModel, table=True):
     api_port: int
     cdr_directory: str = Field(max_length=500)
     delete_cdr_files: bool = False
+    import_schedule: str = Field(default="0 3 all all all", max_length=100, description="ImportSchedule, stored")
     catalogue_mode: str = Field(default="local", max_length=16)
     created_at: datetime = Field(default_factory=_at, sa_column=aware())
     updated_at: datetime = Field(default_factory=_at, sa_column=aware())

@@ -27,6 +27,75 @@ class ImportPeriod(StrEnum):
     MONTHLY = "monthly"
 
 
+SCHEDULE_FIELDS = (  # name, lowest, highest: cron's fields and bounds (weekday 0 = Sunday, 7 = Sunday too)
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day_of_month", 1, 31),
+    ("month", 1, 12),
+    ("day_of_week", 0, 7),
+)
+SCHEDULE_VALUE = re.compile(r"^(all|[0-9]{1,2}|[0-9]{1,2}-[0-9]{1,2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSchedule:
+    """When the CDR import runs, set like a cron entry: each field a value, a range 'a-b' or 'all'.
+
+    Read in the collector source's time zone. The import period decides what the day fields
+    mean: a daily import runs on every day of the month (the weekday may narrow it, e.g. 1-5);
+    for a monthly import the day of the month wins over the weekday (Summit's monthly export is
+    on a day of the month; cron would run on either), so the weekday is ignored.
+    """
+
+    minute: str = "0"
+    hour: str = "3"
+    day_of_month: str = "all"
+    month: str = "all"
+    day_of_week: str = "all"
+
+    @classmethod
+    def parse(cls, text: str) -> ImportSchedule:
+        """From its stored form: the five fields separated by spaces."""
+        return cls(*text.split())
+
+    def stored(self) -> str:
+        return " ".join(getattr(self, name) for name, _, _ in SCHEDULE_FIELDS)
+
+    def checked(self, period: ImportPeriod) -> ImportSchedule:
+        """The schedule, or InvalidInput naming the field (`import_schedule.<field>`) and the problem."""
+        for name, low, high in SCHEDULE_FIELDS:
+            value = getattr(self, name)
+            field = f"import_schedule.{name}"
+            if not SCHEDULE_VALUE.match(value):
+                raise InvalidInput(field, f"{value!r} is not a value, a range 'a-b' or 'all'")
+            if value == "all":
+                continue
+            first, _, last = value.partition("-")
+            bounds = (int(first), int(last or first))
+            if not all(low <= bound <= high for bound in bounds):
+                raise InvalidInput(field, f"{value!r} is outside {low}-{high}")
+            if bounds[0] > bounds[1]:
+                raise InvalidInput(field, f"{value!r} runs backwards; write the lower bound first")
+        if period is ImportPeriod.MONTHLY and self.day_of_month == "all":
+            raise InvalidInput(
+                "import_schedule.day_of_month", "a monthly import needs the day of the month it runs on, e.g. 1"
+            )
+        if period is ImportPeriod.DAILY and self.day_of_month != "all":
+            raise InvalidInput(
+                "import_schedule.day_of_month",
+                "a daily import runs on every day of the month: use 'all' (narrow it with day_of_week), "
+                "or make the import monthly",
+            )
+        return self
+
+    def cron(self, period: ImportPeriod) -> str:
+        """The five-field cron expression that runs this schedule, the period's rule applied."""
+        fields = [getattr(self, name).replace("all", "*") for name, _, _ in SCHEDULE_FIELDS]
+        if period is ImportPeriod.MONTHLY:
+            fields[4] = "*"  # the day of the month wins over the weekday
+        return " ".join(fields)
+
+
 class CatalogueMode(StrEnum):
     """IXC's stable version keeps the catalogue locally; its beta lists it live from Summit."""
 

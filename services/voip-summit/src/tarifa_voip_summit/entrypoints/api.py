@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Any
@@ -20,6 +21,8 @@ from tarifa_voip_summit.bootstrap import VoipSummit, bootstrap
 from tarifa_voip_summit.config import VoipSummitSettings
 from tarifa_voip_summit.domain.model import (
     CatalogueMode,
+    ImportPeriod,
+    ImportSchedule,
     LineFields,
     NumberRange,
     NumberStatus,
@@ -37,6 +40,7 @@ from tarifa_voip_summit.entrypoints.schemas import (
     DidCreate,
     DidPublic,
     DriftPublic,
+    ImportScheduleBody,
     IntegrationCreate,
     IntegrationPublic,
     IntegrationUpdate,
@@ -78,8 +82,22 @@ Store = Annotated[SqlSummitStore, Depends(store_of, scope="function")]
 
 
 def integration_public(row: IntegrationRow) -> IntegrationPublic:
-    data = row.model_dump(exclude={"access_password_encrypted", "tenant"})
-    return IntegrationPublic(**data, password_set=bool(row.access_password_encrypted))
+    data = row.model_dump(exclude={"access_password_encrypted", "tenant", "import_schedule"})
+    schedule = ImportSchedule.parse(row.import_schedule)
+    return IntegrationPublic(
+        **data,
+        import_schedule=ImportScheduleBody(**dataclasses.asdict(schedule)),
+        import_cron=schedule.cron(ImportPeriod(row.import_period)),
+        password_set=bool(row.access_password_encrypted),
+    )
+
+
+def checked_schedule(period: ImportPeriod, body: ImportScheduleBody | None) -> str:
+    """The stored form of the schedule, checked against the period; the period's default when none is given."""
+    if body is None:
+        default = ImportSchedule(day_of_month="1" if period is ImportPeriod.MONTHLY else "all")
+        return default.checked(period).stored()
+    return ImportSchedule(**body.model_dump()).checked(period).stored()
 
 
 def line_public(row: LineRow) -> LinePublic:
@@ -118,7 +136,8 @@ integrations = APIRouter(prefix="/integrations", tags=["integrations"])
 
 @integrations.post("", status_code=201, summary="Register a Summit integration (the password is stored encrypted)")
 async def create_integration(body: IntegrationCreate, who: Admin, store: Store) -> IntegrationPublic:
-    fields = body.model_dump(exclude={"access_password"}, mode="json")
+    fields = body.model_dump(exclude={"access_password", "import_schedule"}, mode="json")
+    fields["import_schedule"] = checked_schedule(body.import_period, body.import_schedule)
     return integration_public(await store.create_integration(who.tenant, body.access_password, fields))
 
 
@@ -136,7 +155,15 @@ async def get_integration(integration_id: str, who: Reader, store: Store) -> Int
 async def update_integration(
     integration_id: str, body: IntegrationUpdate, who: Admin, store: Store
 ) -> IntegrationPublic:
-    changes = body.model_dump(exclude_unset=True, exclude={"access_password"}, mode="json")
+    changes = body.model_dump(exclude_unset=True, exclude={"access_password", "import_schedule"}, mode="json")
+    if body.import_schedule is not None or body.import_period is not None:
+        # The pair is checked together: a period changed alone must still fit the stored schedule.
+        current = await store.integration(who.tenant, integration_id)
+        period = body.import_period or ImportPeriod(current.import_period)
+        schedule = body.import_schedule or ImportScheduleBody(
+            **dataclasses.asdict(ImportSchedule.parse(current.import_schedule))
+        )
+        changes["import_schedule"] = checked_schedule(period, schedule)
     row = await store.update_integration(who.tenant, integration_id, body.access_password, changes)
     return integration_public(row)
 

@@ -10,6 +10,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from tarifa_voip_summit.domain.model import BidType, CatalogueMode, ImportPeriod, NumberStatus
 
 
+class ImportScheduleBody(BaseModel):
+    """When the CDR import runs, like a cron entry: each field a value, a range 'a-b' or 'all'."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"minute": "30", "hour": "7", "day_of_month": "all", "month": "all", "day_of_week": "1-5"},
+                {"minute": "0", "hour": "3", "day_of_month": "1", "month": "all", "day_of_week": "all"},
+            ]
+        },
+    )
+
+    minute: str = Field(default="0", description="0-59")
+    hour: str = Field(default="3", description="0-23, in the collector source's time zone")
+    day_of_month: str = Field(default="all", description="1-31; 'all' for a daily import, a day for a monthly one")
+    month: str = Field(default="all", description="1-12")
+    day_of_week: str = Field(
+        default="all", description="0-7 (0 and 7 are Sunday); ignored by a monthly import: the day of the month wins"
+    )
+
+
 class IntegrationBase(BaseModel):
     description: str = Field(examples=["Summit - São Paulo"])
     active: bool = True
@@ -21,6 +43,10 @@ class IntegrationBase(BaseModel):
     api_port: int = Field(ge=1, le=65535, examples=[8443])
     cdr_directory: str = Field(examples=["/var/summit/cdr"])
     delete_cdr_files: bool = Field(default=False, description="delete CDR files after processing")
+    import_schedule: ImportScheduleBody | None = Field(
+        default=None,
+        description="when the collector imports the CDR directory; default 03:00 daily, or 03:00 on the 1st monthly",
+    )
     catalogue_mode: CatalogueMode = Field(
         default=CatalogueMode.LOCAL, description="local catalogue (IXC stable) or listed live from Summit (beta)"
     )
@@ -44,11 +70,16 @@ class IntegrationUpdate(BaseModel):
     api_port: int | None = Field(default=None, ge=1, le=65535)
     cdr_directory: str | None = None
     delete_cdr_files: bool | None = None
+    import_schedule: ImportScheduleBody | None = None
     catalogue_mode: CatalogueMode | None = None
 
 
 class IntegrationPublic(IntegrationBase):
     id: str
+    import_schedule: ImportScheduleBody
+    import_cron: str = Field(
+        examples=["0 3 1 * *"], description="the cron expression the collector runs (the period's rule applied)"
+    )
     password_set: bool = Field(description="a password is stored (it is never returned)")
     created_at: datetime
     updated_at: datetime
