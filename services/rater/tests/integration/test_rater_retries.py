@@ -10,7 +10,7 @@ from sqlmodel import col, func, select
 
 from tarifa_common import alerts, contracts
 from tarifa_common.db import migrate
-from tarifa_common.messaging import OutboxEntry
+from tarifa_common.messaging import OutboxEntry, outbox_headers
 from tarifa_common.testing import eventually, unique
 from tarifa_rater import handlers
 from tarifa_rater.adapters import retries
@@ -58,8 +58,8 @@ async def outbox(rater: Rater, tenant: str, event_type: str) -> list[dict]:  # t
         rows = (await uow.session.exec(select(OutboxEntry).order_by(col(OutboxEntry.id)))).all()
     found = []
     for row in rows:
-        headers = dict(json.loads(row.headers))
-        if headers.get("ce_type") == event_type and headers.get("ce_tenant") == tenant:
+        headers = dict(outbox_headers(row))
+        if headers.get("ce_type") == event_type.encode() and headers.get("ce_tenant") == tenant.encode():
             found.append(json.loads(row.value))
     return found
 
