@@ -1,10 +1,10 @@
 """Summit CDR imports whose settings voip-summit owns: read them over HTTP, keep the last known, run them.
 
 A `summit_integration` source names a voip-summit integration. Every `summit_refresh_seconds`
-the collector asks voip-summit for it (`GET /v1/integrations/{id}`, httpx + tenacity, a
-short-lived `service` token of the source's tenant, the invoicer's way of calling the
-collector), stores what it read in `collector_summit_import`, and runs the import with the
-drop-directory machinery (`DropDirectory`, the schedule, delete or archive). When voip-summit
+the collector asks voip-summit for it (`GET /v1/integrations/{id}` through
+`tarifa_common.service_client`: a short-lived `service` token of the source's tenant, retries
+on no answer, 5xx or 429), stores what it read in `collector_summit_import`, and runs the
+import with the drop-directory machinery (`DropDirectory`, the schedule, delete or archive). When voip-summit
 does not answer, the last known settings keep the import running, the source's `summit` block
 says `stale` with the error, and an important alert is raised once (resolved by the next read).
 """
@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.links import SourceRunner, _Running
@@ -29,19 +27,15 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.sources import SourceKind, SourceSettings
 from tarifa_collector.domain.summit import SummitImport
 from tarifa_collector.handlers import SERVICE
-from tarifa_common import alerts, auth, topics
+from tarifa_common import alerts, topics
 from tarifa_common.events import utcnow
+from tarifa_common.service_client import ServiceClient, ServiceUnavailable
 
 log = logging.getLogger(__name__)
-TOKEN_TTL = timedelta(minutes=5)
 
 
 class SummitUnavailable(Exception):
     """voip-summit did not give the integration's settings; the message says why."""
-
-
-class _Busy(Exception):
-    """voip-summit answered 5xx or 429: worth another try."""
 
 
 class HttpSummitIntegrations:
@@ -57,9 +51,17 @@ class HttpSummitIntegrations:
         attempts: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self._secret, self._issuer = jwt_secret, issuer
-        self._timeout, self._attempts, self._transport = timeout, attempts, transport
+        self.client = ServiceClient(
+            "voip-summit",
+            url,
+            jwt_secret,
+            caller="collector",
+            issuer=issuer,
+            timeout=timeout,
+            attempts=attempts,
+            transport=transport,
+        )
+        self.url = self.client.url
 
     @classmethod
     def from_settings(cls, settings: CollectorSettings) -> HttpSummitIntegrations:
@@ -73,48 +75,16 @@ class HttpSummitIntegrations:
     async def import_settings(self, tenant: str, integration_id: str) -> SummitImport:
         if not self.url:
             raise SummitUnavailable("no voip-summit URL is configured (TARIFA_COLLECTOR_VOIP_SUMMIT_URL)")
-        token = auth.mint(
-            self._secret, subject="collector", tenant=tenant, roles=[auth.SERVICE], issuer=self._issuer, ttl=TOKEN_TTL
-        )
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
-                body = await self._get(
-                    client, f"/v1/integrations/{integration_id}", {"Authorization": f"Bearer {token}"}
-                )
-        except httpx.HTTPError as error:
-            raise SummitUnavailable(f"{type(error).__name__}: {str(error) or 'no answer'}") from error
-        except _Busy as error:
-            raise SummitUnavailable(f"voip-summit answered {error} after {self._attempts} tries") from error
+            body = await self.client.get_json(tenant, f"/v1/integrations/{integration_id}")
+        except ServiceUnavailable as error:
+            if error.status == 404:
+                raise SummitUnavailable("voip-summit has no such integration in this tenant (HTTP 404)") from error
+            raise SummitUnavailable(str(error)) from error
         try:
             return SummitImport.from_integration(body)
         except (KeyError, TypeError, ValueError) as error:
             raise SummitUnavailable(f"voip-summit's answer is not an integration: {error!r}") from error
-
-    async def _get(self, client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=2),
-            retry=retry_if_exception_type((httpx.TransportError, _Busy)),
-            reraise=True,
-        ):
-            with attempt:
-                answer = await client.get(f"{self.url}{path}", headers=headers)
-                if answer.status_code >= 500 or answer.status_code == 429:
-                    raise _Busy(f"HTTP {answer.status_code}")
-                if answer.status_code in (401, 403):
-                    raise SummitUnavailable(
-                        f"voip-summit refused the collector's token (HTTP {answer.status_code}): "
-                        "both services need the same TARIFA_JWT_SECRET and TARIFA_JWT_ISSUER"
-                    )
-                if answer.status_code == 404:
-                    raise SummitUnavailable("voip-summit has no such integration in this tenant (HTTP 404)")
-                if answer.status_code != 200:
-                    raise SummitUnavailable(f"voip-summit answered HTTP {answer.status_code}: {answer.text[:200]}")
-                try:
-                    return answer.json()
-                except ValueError as error:
-                    raise SummitUnavailable("voip-summit's answer is not JSON") from error
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def summit_imports(session: AsyncSession, tenant: str) -> dict[str, SummitImportRow]:

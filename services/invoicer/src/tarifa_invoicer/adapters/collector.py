@@ -1,21 +1,18 @@
-"""The collector's watermark API over HTTP (httpx, tenacity), called with a short-lived service token."""
+"""The collector's watermark API over HTTP (`tarifa_common.service_client`: a short-lived service token, retries)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from tarifa_common import auth
+from tarifa_common.service_client import ServiceClient, ServiceUnavailable
 from tarifa_invoicer.config import InvoicerSettings
 from tarifa_invoicer.domain.checks import SourceWatermark, WatermarkUnavailable
 
 log = logging.getLogger(__name__)
-TOKEN_TTL = timedelta(minutes=5)
 
 
 class _Source(BaseModel):
@@ -32,10 +29,6 @@ class _Watermark(BaseModel):
     sources: list[_Source]
 
 
-class _Busy(Exception):
-    """The collector answered 5xx or 429: worth another try."""
-
-
 class HttpWatermarks:
     """`GET {collector}/v1/watermark?until=...` for one tenant, as the `service` role of that tenant."""
 
@@ -49,9 +42,17 @@ class HttpWatermarks:
         attempts: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self._secret, self._issuer = jwt_secret, issuer
-        self._timeout, self._attempts, self._transport = timeout, attempts, transport
+        self.client = ServiceClient(
+            "the collector",
+            url,
+            jwt_secret,
+            caller="invoicer",
+            issuer=issuer,
+            timeout=timeout,
+            attempts=attempts,
+            transport=transport,
+        )
+        self.url = self.client.url
 
     @classmethod
     def from_settings(cls, settings: InvoicerSettings) -> HttpWatermarks:
@@ -63,43 +64,13 @@ class HttpWatermarks:
         )
 
     async def sources(self, tenant: str, until: datetime) -> list[SourceWatermark]:
-        token = auth.mint(
-            self._secret, subject="invoicer", tenant=tenant, roles=[auth.SERVICE], issuer=self._issuer, ttl=TOKEN_TTL
-        )
-        headers = {"Authorization": f"Bearer {token}"}
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
-                body = await self._get(client, {"until": until.isoformat()}, headers)
-        except httpx.HTTPError as error:
-            raise WatermarkUnavailable(f"{type(error).__name__}: {str(error) or 'no answer'}") from error
-        except _Busy as error:
-            raise WatermarkUnavailable(f"it answered {error} after {self._attempts} tries") from error
+            body = await self.client.get_json(tenant, "/v1/watermark", {"until": until.isoformat()})
+        except ServiceUnavailable as error:
+            # The finding names the collector and its URL already: the message says what it did.
+            raise WatermarkUnavailable(f"it {error.problem}") from error
         try:
             answer = _Watermark.model_validate(body)
         except ValidationError as error:
             raise WatermarkUnavailable(f"its answer is not a watermark: {error.errors()[0]['msg']}") from error
         return [SourceWatermark(s.source_id, s.reached, s.last_call_start, s.last_record_at) for s in answer.sources]
-
-    async def _get(self, client: httpx.AsyncClient, params: dict[str, str], headers: dict[str, str]) -> Any:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=2),
-            retry=retry_if_exception_type((httpx.TransportError, _Busy)),
-            reraise=True,
-        ):
-            with attempt:
-                answer = await client.get(f"{self.url}/v1/watermark", params=params, headers=headers)
-                if answer.status_code >= 500 or answer.status_code == 429:
-                    raise _Busy(f"HTTP {answer.status_code}")
-                if answer.status_code in (401, 403):
-                    raise WatermarkUnavailable(
-                        f"it refused the invoicer's token (HTTP {answer.status_code}): "
-                        "both services need the same TARIFA_JWT_SECRET and TARIFA_JWT_ISSUER"
-                    )
-                if answer.status_code != 200:
-                    raise WatermarkUnavailable(f"it answered HTTP {answer.status_code}: {answer.text[:200]}")
-                try:
-                    return answer.json()
-                except ValueError as error:
-                    raise WatermarkUnavailable("its answer is not JSON") from error
-        raise AssertionError("unreachable")  # pragma: no cover
