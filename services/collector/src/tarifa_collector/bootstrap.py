@@ -13,6 +13,7 @@ from tarifa_collector.adapters.replay import republish_recent
 from tarifa_collector.adapters.summit import HttpSummitIntegrations, SummitImports
 from tarifa_collector.config import CollectorSettings
 from tarifa_common.runtime import ServiceRuntime
+from tarifa_common.service_client import ServiceClient
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -45,7 +46,16 @@ def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
                 log.warning("the rater at %s never answered; nothing re-published on start", settings.rater_url)
                 return
             rows = await Intake(runtime.units).sources()
-            ledger = HttpRatingLedger(client, settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+            ledger = HttpRatingLedger(
+                ServiceClient(
+                    "the rater",
+                    settings.rater_url,
+                    settings.jwt_secret.get_secret_value(),
+                    caller="collector",
+                    issuer=settings.jwt_issuer,
+                    timeout=30,
+                )
+            )
             await accounting.republish_unaccounted(
                 runtime.units,
                 ledger,

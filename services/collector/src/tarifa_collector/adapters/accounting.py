@@ -18,8 +18,8 @@ import httpx
 
 from tarifa_collector import handlers
 from tarifa_collector.adapters.repository import SqlCollectorStore
-from tarifa_common import auth
 from tarifa_common.events import utcnow
+from tarifa_common.service_client import ServiceClient
 from tarifa_common.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -27,20 +27,14 @@ PAGE = 1000
 
 
 class HttpRatingLedger:
-    """The rater's answer over HTTP, with a service token per tenant."""
+    """The rater's answer over HTTP (`ServiceClient`: a short-lived service token per tenant, retries)."""
 
-    def __init__(self, client: httpx.AsyncClient, secret: str, issuer: str = "tarifa") -> None:
-        self.client, self.secret, self.issuer = client, secret, issuer
+    def __init__(self, rater: ServiceClient) -> None:
+        self.rater = rater
 
     async def accounted(self, tenant: str, record_ids: Sequence[str]) -> set[str]:
-        token = auth.mint(self.secret, subject="collector", tenant=tenant, roles=[auth.SERVICE], issuer=self.issuer)
-        answer = await self.client.post(
-            "/v1/accounted-calls",
-            json={"record_ids": list(record_ids)},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        answer.raise_for_status()
-        return set(answer.json()["accounted"])
+        answer = await self.rater.post_json(tenant, "/v1/accounted-calls", {"record_ids": list(record_ids)})
+        return set(answer["accounted"])
 
 
 async def wait_for_rater(client: httpx.AsyncClient, *, max_wait: float = 600.0) -> bool:
