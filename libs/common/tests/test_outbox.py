@@ -18,9 +18,7 @@ from tarifa_common.messaging import (
     OutboxEntry,
     headers_text,
     outbox_message,
-    outbox_rows,
     parse_headers,
-    stage_many,
     stage_messages,
 )
 from tarifa_common.testing import read_all, unique
@@ -197,21 +195,6 @@ async def test_a_row_written_in_the_old_json_form_is_published_with_its_headers(
     [sent] = await read_all(broker.bootstrap_servers, topic, 1)
     assert list(sent.headers) == record.headers
     assert (sent.key, sent.value) == (record.key, record.value)
-
-
-async def test_rows_staged_through_outbox_rows_and_stage_many_are_published_like_the_others(
-    broker: EmbeddedBroker, engine: AsyncEngine, publisher: Publisher
-) -> None:
-    topic = await make_topic(broker)
-    batch = events(3, "staged by hand")
-    units = UnitOfWorkFactory(session_factory(engine))
-    relay = OutboxRelay(units, publisher)
-    async with units() as uow:
-        await stage_many(uow.session, outbox_rows([(e, topic, e.subject) for e in batch]))
-    await relay.drain()
-    records = await read_all(broker.bootstrap_servers, topic, 3)
-    assert [list(r.headers) for r in records] == [encode(e, e.subject).headers for e in batch]
-    assert relay.read_back == 3  # not handed off: read from the table
 
 
 async def test_while_the_broker_is_down_rows_and_hand_off_wait_then_all_go_once_in_order(

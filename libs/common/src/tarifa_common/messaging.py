@@ -265,31 +265,6 @@ class OutboxHandoff:
         self._held.clear()
 
 
-def outbox_row(event: Event, topic: str, key: str | None, data: bytes | None = None) -> dict[str, Any]:
-    """The outbox row for `event` as a mapping of its columns (for `stage_many`)."""
-    message = outbox_message(event, topic, key, data)
-    return {
-        "topic": message.topic,
-        "event_id": message.event_id,
-        "key": message.record.key,
-        "value": message.record.value,
-        "headers": headers_text(message.record.headers),
-        "created_at": utcnow(),
-    }
-
-
-async def stage_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert outbox rows (from `outbox_row`) in the session's transaction, in order."""
-    connection = await session.connection()
-    for start in range(0, len(rows), _CHUNK):
-        await connection.execute(sa.insert(OutboxEntry), list(rows[start : start + _CHUNK]))
-
-
-def outbox_rows(items: Sequence[tuple[Event, str, str | None]]) -> list[dict[str, Any]]:
-    """Outbox rows for many events, in order, for one multi-row INSERT into `tarifa_outbox`."""
-    return [outbox_row(event, topic, key) for event, topic, key in items]
-
-
 class _HasHeaders(Protocol):
     @property
     def headers(self) -> str: ...
