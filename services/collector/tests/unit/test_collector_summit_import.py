@@ -59,3 +59,16 @@ def test_a_summit_integration_source_takes_its_settings_from_voip_summit_only(ch
     with pytest.raises(InvalidInput) as refused:
         SourceSettings(**values).validate()  # type: ignore[arg-type]
     assert refused.value.problems[0].field == field
+
+
+async def test_a_schedule_the_collector_cannot_run_is_that_source_s_error_not_a_crash_of_the_refresh() -> None:
+    import httpx
+
+    from tarifa_collector.adapters.summit import HttpSummitIntegrations, SummitUnavailable
+
+    broken = {**INTEGRATION, "import_schedule": {**INTEGRATION["import_schedule"], "minute": "61"}}  # type: ignore[dict-item]
+    # voip-summit misbehaving on purpose: an answer whose schedule no cron can run.
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=broken))
+    integrations = HttpSummitIntegrations("http://voip-summit", "s" * 48, transport=transport)
+    with pytest.raises(SummitUnavailable, match=r"not an integration.*'61 2 1 \* \*' is not a valid schedule"):
+        await integrations.import_settings("acme", "abc")

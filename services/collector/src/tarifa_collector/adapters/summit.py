@@ -28,6 +28,7 @@ from tarifa_collector.domain.sources import SourceKind, SourceSettings
 from tarifa_collector.domain.summit import SummitImport
 from tarifa_collector.handlers import SERVICE
 from tarifa_common import alerts, topics
+from tarifa_common.errors import InvalidInput
 from tarifa_common.events import utcnow
 from tarifa_common.service_client import ServiceClient, ServiceUnavailable
 
@@ -70,6 +71,9 @@ class HttpSummitIntegrations:
             settings.jwt_secret.get_secret_value(),
             issuer=settings.jwt_issuer,
             timeout=settings.voip_summit_timeout_seconds,
+            # The refresh every `summit_refresh_seconds` is the retry: retrying inside it would hold
+            # the reconcile loop for attempts times the timeout, per source, while voip-summit is down.
+            attempts=1,
         )
 
     async def import_settings(self, tenant: str, integration_id: str) -> SummitImport:
@@ -79,11 +83,16 @@ class HttpSummitIntegrations:
             body = await self.client.get_json(tenant, f"/v1/integrations/{integration_id}")
         except ServiceUnavailable as error:
             if error.status == 404:
-                raise SummitUnavailable("voip-summit has no such integration in this tenant (HTTP 404)") from error
+                raise SummitUnavailable(
+                    f"voip-summit has no integration {integration_id!r} in tenant {tenant!r} (HTTP 404): "
+                    "create it there, or set the source's integration_id to one that exists"
+                ) from error
             raise SummitUnavailable(str(error)) from error
         try:
             return SummitImport.from_integration(body)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, InvalidInput) as error:
+            # InvalidInput: a schedule our cron reader refuses; one source's bad answer must not stop
+            # the refresh of the others (it becomes this source's error, shown and alerted).
             raise SummitUnavailable(f"voip-summit's answer is not an integration: {error!r}") from error
 
 
