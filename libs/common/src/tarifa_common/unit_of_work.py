@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -39,11 +39,6 @@ class UnitOfWork:
             ids = await stage_messages(self.session, messages)
             if self.handoff is not None:
                 self._held += self.handoff.hold(ids, messages)
-
-    async def emit_many(self, items: Sequence[tuple[Event, Topic | str, str | None]]) -> None:
-        """`emit` for many events at once (written with the rest of the outbox, in one statement)."""
-        for event, topic, key in items:
-            self.emit(event, topic, key)
 
     def withdraw(self) -> None:
         """The transaction did not commit: take back what was handed to the relay."""
