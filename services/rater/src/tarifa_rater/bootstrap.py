@@ -146,7 +146,10 @@ def retry_failed(row: RetryRow) -> tuple[Event, str, str]:
         fingerprint=retry_fingerprint(row.tenant),
         severity=alerts.Severity.IMPORTANT,
         object=alerts.AlertObject(kind="tenant", id=row.tenant),
-        summary=f"Waiting calls of {row.tenant} could not be retried ({row.attempts} attempts): {row.error}",
+        summary=(
+            f"Waiting calls of {row.tenant} could not be retried ({row.attempts} attempts): {row.error}."
+            " Fix the cause, then load a tariff or an extension again to queue a new retry"
+        ),
         details={"rated_so_far": row.rated, "after_id": row.after_id},
     )
     return alerts.raised(row.tenant, handlers.SERVICE, alert), topics.ALERT_EVENTS.name, alert.fingerprint

@@ -87,18 +87,23 @@ async def next_due(session: AsyncSession, now: datetime, tenant: str | None = No
     SKIP LOCKED lets two rater processes on PostgreSQL work two tenants at once; SQLite runs one
     transaction at a time anyway.
     """
+    due = [
+        col(RetryRow.state).in_((WAITING, RUNNING)),
+        sa.or_(col(RetryRow.retry_at).is_(None), col(RetryRow.retry_at) <= now),
+    ]
+    if tenant is not None:
+        due.append(col(RetryRow.tenant) == tenant)
     if session.bind is not None and session.bind.dialect.name == "sqlite":
+        # Nothing due (the common case, every poll): answer without a write transaction, which
+        # would compete with the consumer for SQLite's lock every `retry_poll_seconds`. Only a
+        # column is read here, so the row read under the lock below is not an identity loaded before it.
+        if (await session.exec(select(RetryRow.tenant).where(*due).limit(1))).first() is None:
+            return None
         # The driver opens SQLite's transaction at the first write, so reads before it see whatever is
         # committed then: two processes on one file (the service and the CLI) would read the same waiting
         # calls. A write that changes nothing takes the write lock first; the other process waits for it.
         await (await session.connection()).execute(sa.update(RetryRow).where(sa.false()).values(state=RetryRow.state))
-    query = select(RetryRow).where(
-        col(RetryRow.state).in_((WAITING, RUNNING)),
-        sa.or_(col(RetryRow.retry_at).is_(None), col(RetryRow.retry_at) <= now),
-    )
-    if tenant is not None:
-        query = query.where(RetryRow.tenant == tenant)
-    query = query.order_by(col(RetryRow.worked_at)).limit(1).with_for_update(skip_locked=True)
+    query = select(RetryRow).where(*due).order_by(col(RetryRow.worked_at)).limit(1).with_for_update(skip_locked=True)
     return (await session.exec(query)).one_or_none()
 
 
@@ -128,6 +133,6 @@ def record_failure(row: RetryRow, error: str, now: datetime) -> bool:
 
 
 async def waiting_calls(session: AsyncSession, tenant: str) -> int:
-    """How many of the tenant's calls wait (the index on tenant and status counts them)."""
+    """How many of the tenant's calls wait (counted on `ix_rater_call_waiting`, which begins with tenant and status)."""
     query = select(func.count()).select_from(CallRow).where(CallRow.tenant == tenant, CallRow.status == UNRATED)
     return int((await session.exec(query)).one())

@@ -82,6 +82,12 @@ async def _work_off_retry(rater: Rater, tenant: str) -> None:
         console.print("no waiting call to retry")
     elif row.state == "done":
         console.print(f"{row.rated} waiting call(s) rated")
+    elif row.state == "failed":
+        console.print(
+            f"[red]retry failed after {row.rated} rated: {row.error}[/]\n"
+            "Fix the cause, then make any change that can rate waiting calls (a tariff, an extension)"
+            " to queue the retry again; `GET /v1/unrated-calls/retry` shows it."
+        )
     else:
         console.print(
             f"[yellow]retry {row.state} after {row.rated} rated: {row.error}; the rater service resumes it[/]"

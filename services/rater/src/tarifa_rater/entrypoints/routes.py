@@ -239,9 +239,9 @@ async def delete_numbering(
         removed = await sql.delete_numbering(uow.session, principal.tenant, source_id)
         if removed:  # a number unreadable in the removed context may read in the fallback
             await queue_retry(rater, uow, principal.tenant, handlers.FOR_NUMBERING)
-    rater.wake_retries()
     if not removed:
         raise NotFound(f"source {source_id} has no numbering context")
+    rater.wake_retries()
     return Response(status_code=204)
 
 
