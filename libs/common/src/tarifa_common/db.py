@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def sqlite_datetime(moment: datetime) -> str:
+    """An aware datetime as SQLAlchemy's SQLite `DateTime` stores an instant here: in UTC, microseconds
+    always written (`YYYY-MM-DD HH:MM:SS.ffffff`).
+
+    For hot paths that write rows with plain SQL: the ORM reads them back, and range queries
+    compare them right with its bound values (a test holds it to SQLAlchemy's bind processor).
+    A naive datetime is refused: it names no instant.
+    """
+    if moment.tzinfo is UTC:
+        return moment.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+    if moment.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 SessionFactory = async_sessionmaker[AsyncSession]

@@ -28,6 +28,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_collector.handlers import NewArchiveRecord
 from tarifa_common.contracts import Direction
+from tarifa_common.db import sqlite_datetime
 from tarifa_common.errors import Conflict, NotFound
 
 # SQLite allows 32766 bound parameters per statement; asyncpg 32767. Chunks stay well below: a
@@ -48,13 +49,6 @@ def _archive_sql(rows: int) -> str:
     `executemany` cannot return rows); full chunks share one text, so one prepared statement."""
     values = " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)  # placeholders only: the values are bound
     return _ARCHIVE_INSERT + values + " ON CONFLICT (id) DO NOTHING RETURNING id"
-
-
-def sqlite_datetime(value: datetime) -> str:
-    """A datetime as SQLAlchemy's SQLite `DateTime` stores it (its fields as given, microseconds always),
-    so rows written with plain SQL read back through the ORM and compare right with its bound values."""
-    # `YYYY-MM-DD HH:MM:SS.ffffff` is 26 characters for every year; an offset would follow it.
-    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _aware(value: datetime | None) -> datetime | None:

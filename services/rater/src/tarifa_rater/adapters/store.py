@@ -12,7 +12,7 @@ import dataclasses
 import operator
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tarifa_common.db import sqlite_datetime
 from tarifa_common.events import utcnow
 from tarifa_rater.adapters import retries
 from tarifa_rater.adapters.tables import (
@@ -124,7 +125,7 @@ class BulkInsert:
                 if known is not None and known[0] is moment:  # a batch's calls share their `rated_at`
                     row[i] = known[1]
                 else:
-                    row[i] = text = sqlite_time(moment)
+                    row[i] = text = sqlite_datetime(moment)
                     last[i] = (moment, text)
         for i in self._money:
             if row[i] is not None:
@@ -158,15 +159,6 @@ class BulkInsert:
         if sql is None:
             sql = self._pieces[size] = f"{self._head} VALUES {', '.join([self._values] * size)}{self._tail}"
         return sql
-
-
-def sqlite_time(moment: datetime) -> str:
-    """An aware datetime as SQLAlchemy's SQLite DATETIME stores it: UTC, microseconds always written."""
-    if moment.tzinfo is UTC:
-        return moment.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
-    if moment.tzinfo is None:
-        raise ValueError("datetimes must be timezone-aware")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _BULK: dict[str, tuple[BulkInsert, BulkInsert]] = {}
