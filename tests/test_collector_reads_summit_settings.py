@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
-from fastapi import FastAPI
 
 from tarifa_collector.adapters.intake import Intake
 from tarifa_collector.adapters.links import DropDirectory
@@ -27,63 +23,23 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.schedule import next_run
 from tarifa_collector.domain.sources import AfterImport, SourceKind, SourceSettings
 from tarifa_common import auth
-from tarifa_common.broker import EmbeddedBroker, free_port
-from tarifa_common.service import discover
-from tarifa_common.testing import eventually, unique
+from tarifa_common.broker import EmbeddedBroker
+from tarifa_common.testing import ServedService, eventually, serve_service, unique
 
 pytestmark = pytest.mark.broker
 SECRET = "a-cross-service-secret-long-enough-for-hs256"
-SPECS = discover()
 SAMPLE = Path(__file__).parents[1] / "services/collector/tests/samples/summit-cdr-20261102.csv"
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
 
-@dataclass
-class Running:
-    """A service served by uvicorn on a real loopback port."""
-
-    url: str
-    app: FastAPI
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        if not self.task.done():
-            self.server.should_exit = True
-            await self.task
-
-
-async def serve(name: str, tmp_path: Path, broker: EmbeddedBroker, **settings: Any) -> Running:
-    spec = SPECS[name]
-    port = free_port()
-    config = spec.settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        jwt_secret=SECRET,
-        http_port=port,
-        **settings,
-    )
-    app = spec.create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    running = Running(f"http://127.0.0.1:{port}", app, server, asyncio.create_task(server.serve()))
-
-    async def ready() -> None:
-        assert not running.task.done(), f"{name} stopped while starting"
-        async with httpx.AsyncClient() as client:
-            try:
-                answer = await client.get(f"{running.url}/readyz")
-            except httpx.TransportError as error:
-                raise AssertionError(f"{name} is not listening yet: {error}") from error
-            assert answer.status_code == 200, answer.text
-
-    await eventually(ready, timeout=60)
-    return running
+async def serve(name: str, tmp_path: Path, broker: EmbeddedBroker, **settings: Any) -> ServedService:
+    return await serve_service(name, tmp_path, broker, jwt_secret=SECRET, **settings)
 
 
 @pytest_asyncio.fixture
 async def platform(
     tmp_path: Path, broker: EmbeddedBroker, fast_consumers: dict[str, str]
-) -> AsyncIterator[tuple[Running, Running]]:
+) -> AsyncIterator[tuple[ServedService, ServedService]]:
     voip = await serve("voip-summit", tmp_path, broker)
     collector = await serve(
         "collector", tmp_path, broker, voip_summit_url=voip.url, summit_refresh_seconds=0.2, reconcile_seconds=0.1
@@ -107,7 +63,7 @@ def drop(directory: Path, name: str) -> Path:
 
 
 async def test_the_collector_imports_as_the_voip_summit_integration_says_and_keeps_the_last_settings_when_it_is_down(
-    platform: tuple[Running, Running], tmp_path: Path
+    platform: tuple[ServedService, ServedService], tmp_path: Path
 ) -> None:
     voip, collector = platform
     tenant = unique("isp")

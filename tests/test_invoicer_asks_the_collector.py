@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,18 +10,15 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from tarifa_common import auth
-from tarifa_common.broker import EmbeddedBroker, free_port
-from tarifa_common.service import discover
-from tarifa_common.testing import eventually, unique
+from tarifa_common.broker import EmbeddedBroker
+from tarifa_common.testing import ServedService, eventually, serve_service, unique
 from tarifa_invoicer.adapters.collector import HttpWatermarks
 from tarifa_invoicer.domain.checks import WatermarkUnavailable
 
 pytestmark = pytest.mark.broker
 SECRET = "a-cross-service-secret-long-enough-for-hs256"
-SPECS = discover()
 PROFILE = {
     "seller_name": "Tarifa Telecom SAS",
     "seller_vat_id": "FR40123456789",
@@ -40,51 +35,14 @@ PROFILE = {
 }
 
 
-@dataclass
-class Running:
-    """A service served by uvicorn on a real loopback port."""
-
-    url: str
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await self.task
-
-
-async def serve(name: str, tmp_path: Path, broker: EmbeddedBroker, **settings: Any) -> Running:
-    spec = SPECS[name]
-    port = free_port()
-    config = spec.settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        jwt_secret=SECRET,
-        http_port=port,
-        **settings,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(spec.create_app(config), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    running = Running(f"http://127.0.0.1:{port}", server, asyncio.create_task(server.serve()))
-
-    async def ready() -> None:
-        assert not running.task.done(), f"{name} stopped while starting"
-        async with httpx.AsyncClient() as client:
-            try:
-                answer = await client.get(f"{running.url}/readyz")
-            except httpx.TransportError as error:
-                raise AssertionError(f"{name} is not listening yet: {error}") from error
-            assert answer.status_code == 200, answer.text
-
-    await eventually(ready, timeout=60)
-    return running
+async def serve(name: str, tmp_path: Path, broker: EmbeddedBroker, **settings: Any) -> ServedService:
+    return await serve_service(name, tmp_path, broker, jwt_secret=SECRET, **settings)
 
 
 @pytest_asyncio.fixture
 async def platform(
     tmp_path: Path, broker: EmbeddedBroker, fast_consumers: dict[str, str]
-) -> AsyncIterator[tuple[Running, Running]]:
+) -> AsyncIterator[tuple[ServedService, ServedService]]:
     collector = await serve("collector", tmp_path, broker)
     invoicer = await serve("invoicer", tmp_path, broker, collector_url=collector.url)
     yield collector, invoicer
@@ -137,7 +95,7 @@ def source_findings(run: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_a_period_is_held_until_every_source_delivered_and_an_unreachable_collector_holds_it_too(
-    platform: tuple[Running, Running],
+    platform: tuple[ServedService, ServedService],
 ) -> None:
     collector, invoicer = platform
     tenant = unique("tenant")

@@ -12,16 +12,20 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.events import KafkaRecord
+from tarifa_common.service import discover
 
 T = TypeVar("T")
 POSTGRES_ADMIN_DSN = os.environ.get("TARIFA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -145,3 +149,48 @@ async def read_records(
         return records
     finally:
         await consumer.stop()
+
+
+@dataclass
+class ServedService:
+    """A Tarifa service's app served by uvicorn on a real loopback port (cross-service tests)."""
+
+    url: str
+    app: Any  # the FastAPI app: `app.state.runtime` reaches the service's runtime
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.server.should_exit = True
+            await self.task
+
+
+async def serve_service(
+    name: str, tmp_path: Path, broker: EmbeddedBroker, *, jwt_secret: str, **settings: Any
+) -> ServedService:
+    """Serve the service `name` (its own SQLite file under `tmp_path`) until its `/readyz` answers 200."""
+    spec = discover()[name]
+    port = free_port()
+    config = spec.settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        jwt_secret=jwt_secret,
+        http_port=port,
+        **settings,
+    )
+    app = spec.create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    served = ServedService(f"http://127.0.0.1:{port}", app, server, asyncio.create_task(server.serve()))
+
+    async def ready() -> None:
+        assert not served.task.done(), f"{name} stopped while starting"
+        async with httpx.AsyncClient() as client:
+            try:
+                answer = await client.get(f"{served.url}/readyz")
+            except httpx.TransportError as error:
+                raise AssertionError(f"{name} is not listening yet: {error}") from error
+            assert answer.status_code == 200, answer.text
+
+    await eventually(ready, timeout=60)
+    return served
