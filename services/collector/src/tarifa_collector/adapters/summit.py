@@ -161,11 +161,16 @@ class SummitImports(SourceRunner):
         async with self.intake.units() as uow:
             row = await uow.session.get(SummitImportRow, (source.tenant, source.id))
             if row is None or row.integration_id != source.integration_id:  # new, or now another integration
+                # The alert's fingerprint is the source's: an alert open for the old integration stays
+                # this row's to resolve (or to keep) with what the new one answers.
+                alerted = row is not None and row.alerted
                 if row is not None:
                     await uow.session.delete(row)
                     await uow.session.flush()
                 assert source.integration_id is not None
-                row = SummitImportRow(tenant=source.tenant, source_id=source.id, integration_id=source.integration_id)
+                row = SummitImportRow(
+                    tenant=source.tenant, source_id=source.id, integration_id=source.integration_id, alerted=alerted
+                )
             if found is not None:
                 row.directory, row.cron, row.period = found.directory, found.cron, found.period
                 row.delete_files, row.active, row.fetched_at = found.delete_files, found.active, now
