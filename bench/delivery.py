@@ -7,7 +7,8 @@
    CPU time of this process per event (the broker is another process and not counted): the
    figure to compare on a shared machine, where wall-clock rates are noisy;
 3. consume: events/s through `EventConsumer` (decode, one transaction per batch, inbox claim,
-   a handler that inserts one row, offset commit) on SQLite, and on PostgreSQL with --postgres.
+   a handler that inserts one row, offset commit) on SQLite, and on PostgreSQL with --postgres,
+   with the CPU time of this process per event.
 """
 
 from __future__ import annotations
@@ -146,14 +147,17 @@ async def bench(n: int, database_url: str, label: str, broker: EmbeddedBroker, o
         task = asyncio.create_task(consumer.run())
         while consumer.stats.processed == 0:
             await asyncio.sleep(0.01)
-        started, first = time.perf_counter(), consumer.stats.processed
+        started, cpu_started, first = time.perf_counter(), time.process_time(), consumer.stats.processed
         while consumer.stats.processed < n:
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         consumer.stop()
         await task
         assert await count(engine) == n
-        print(f"consume [{label:<8}] {(n - first) / elapsed:>9,.0f} events/s ({kind} handler; inbox + 1 row each)")
+        print(
+            f"consume [{label:<8}] {(n - first) / elapsed:>9,.0f} events/s, "
+            f"{cpu / (n - first) * 1e6:.1f} us CPU per event ({kind} handler; inbox + 1 row each)"
+        )
     await publisher.stop()
     await engine.dispose()
 

@@ -3,16 +3,19 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tally import create_tables  # from tests/processes, put on sys.path by conftest
 
 from tarifa_common.broker import EmbeddedBroker, free_port
 from tarifa_common.db import make_engine, session_factory
-from tarifa_common.events import Event, decode, encode, utcnow
+from tarifa_common.events import Event, decode, dumps, encode, utcnow
 from tarifa_common.kafka import OutboxRelay, Publisher, ensure_topics
 from tarifa_common.messaging import (
     OutboxEntry,
@@ -290,3 +293,42 @@ def test_a_header_the_cheap_form_cannot_hold_is_written_as_json_and_read_back(va
     text = headers_text(headers)
     assert "\x00" not in text  # PostgreSQL's text refuses NUL
     assert parse_headers(text) == headers
+
+
+_HEADER_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@given(
+    source=_HEADER_TEXT.filter(bool),
+    tenant=_HEADER_TEXT.filter(bool),
+    event_id=_HEADER_TEXT.filter(bool),
+    subject=st.none() | _HEADER_TEXT,
+    traceparent=st.none() | _HEADER_TEXT,
+    tracestate=st.none() | _HEADER_TEXT,
+    offset_minutes=st.sampled_from([0, 90, -300]),
+)
+def test_an_outbox_message_carries_the_record_encode_writes_and_the_header_text_of_its_headers(
+    source: str,
+    tenant: str,
+    event_id: str,
+    subject: str | None,
+    traceparent: str | None,
+    tracestate: str | None,
+    offset_minutes: int,
+) -> None:
+    event = Event(
+        type="tarifa.bench.happened.v1",
+        source=source,
+        tenant=tenant,
+        subject=subject,
+        id=event_id,
+        time=datetime(2026, 12, 2, 12, 0, 0, 123456, tzinfo=timezone(timedelta(minutes=offset_minutes))),
+        data={"n": 1},
+        traceparent=traceparent,
+        tracestate=tracestate,
+    )
+    for data in (None, dumps(event.data)):
+        message = outbox_message(event, "t", subject, data)
+        assert message.item == ("t", encode(event, subject))
+        assert message.headers_column == headers_text(message.record.headers)
+        assert parse_headers(message.headers_column) == message.record.headers

@@ -28,7 +28,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.events import Event, KafkaRecord, encode, encode_serialised, utcnow
+from tarifa_common.events import (
+    CONTENT_TYPE,
+    SPECVERSION,
+    TENANT_HEADER,
+    Event,
+    KafkaRecord,
+    binary_headers,
+    ce_time,
+    dumps,
+    utcnow,
+)
 
 
 class InboxEntry(SQLModel, table=True):
@@ -94,6 +104,7 @@ class OutboxMessage:
 
     event_id: str
     item: tuple[str, KafkaRecord]  # (topic, record), as `Publisher.send_many` takes it: built once
+    headers: str | None = None  # the row's `headers` column, when written with the record; else made from it
 
     @property
     def topic(self) -> str:
@@ -103,19 +114,48 @@ class OutboxMessage:
     def record(self) -> KafkaRecord:
         return self.item[1]
 
+    @property
+    def headers_column(self) -> str:
+        return self.headers if self.headers is not None else headers_text(self.item[1].headers)
+
 
 def outbox_message(event: Event, topic: str, key: str | None, data: bytes | None = None) -> OutboxMessage:
     """The outbox message for `event`, carrying the current trace context (`data`: its data already serialised).
 
     Without a valid current span the W3C propagator writes no `traceparent`, so none is asked for.
+    The record's headers and the row's header text are written together, from what is the same for
+    every event of the (source, type, tenant) and the few attributes of this event.
     """
     if not event.traceparent and trace.get_current_span().get_span_context().is_valid:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier.get("traceparent"):
             event = event.with_trace(carrier["traceparent"], carrier.get("tracestate"))
-    record = encode(event, key) if data is None else encode_serialised(event, key, data)
-    return OutboxMessage(event.id, (topic, record))
+    time = ce_time(event.time)
+    headers = binary_headers(event, time)
+    constant = (event.source, event.type, event.tenant)
+    template = _TEXT_TEMPLATES.get(constant)
+    if template is None:
+        template = (
+            f"{_SEPARATOR}ce_source{_SEPARATOR}{event.source}{_SEPARATOR}ce_type{_SEPARATOR}{event.type}"
+            f"{_SEPARATOR}ce_specversion{_SEPARATOR}{SPECVERSION}{_SEPARATOR}ce_time{_SEPARATOR}",
+            f"{_SEPARATOR}content-type{_SEPARATOR}{CONTENT_TYPE}{_SEPARATOR}{TENANT_HEADER}{_SEPARATOR}{event.tenant}",
+        )
+        if len(_TEXT_TEMPLATES) < _TEXT_TEMPLATES_MAX:
+            _TEXT_TEMPLATES[constant] = template
+    middle, tail = template
+    text = _ID_PREFIX + event.id + middle + time + tail
+    if event.subject is not None:
+        text += _SUBJECT_PREFIX + event.subject
+    if event.traceparent:
+        text += _TRACEPARENT_PREFIX + event.traceparent
+    if event.tracestate:
+        text += _TRACESTATE_PREFIX + event.tracestate
+    if text.count(_SEPARATOR) != 2 * len(headers) or "\x00" in text:
+        text = headers_text(headers)  # a value the cheap form cannot hold: the JSON form
+    if data is None:
+        data = dumps(event.data)
+    return OutboxMessage(event.id, (topic, KafkaRecord(key.encode() if key is not None else None, data, headers)), text)
 
 
 # The `headers` column: "\x1fname\x1fvalue" for each header, one join of bytes to write and one split
@@ -124,6 +164,14 @@ def outbox_message(event: Event, topic: str, key: str | None, data: bytes | None
 # (what rows written before this change hold) starts with "[" and is still read.
 _SEPARATOR = "\x1f"
 _NAMES: dict[str, bytes] = {}
+# `outbox_message` writes the column from these: the text of the headers every event of one
+# (source, type, tenant) shares, around its id and time (a test holds it equal to `headers_text`).
+_TEXT_TEMPLATES: dict[tuple[str, str, str], tuple[str, str]] = {}
+_TEXT_TEMPLATES_MAX = 4096
+_ID_PREFIX = f"{_SEPARATOR}ce_id{_SEPARATOR}"
+_SUBJECT_PREFIX = f"{_SEPARATOR}ce_subject{_SEPARATOR}"
+_TRACEPARENT_PREFIX = f"{_SEPARATOR}traceparent{_SEPARATOR}"
+_TRACESTATE_PREFIX = f"{_SEPARATOR}tracestate{_SEPARATOR}"
 
 
 def headers_text(headers: Sequence[tuple[str, bytes]]) -> str:
@@ -186,7 +234,7 @@ async def stage_messages(session: AsyncSession, messages: Sequence[OutboxMessage
                 [m.event_id for m in messages],
                 [m.record.key for m in messages],
                 [m.record.value for m in messages],
-                [headers_text(m.record.headers) for m in messages],
+                [m.headers_column for m in messages],
                 created_at,
             ),
         )
@@ -197,10 +245,7 @@ async def stage_messages(session: AsyncSession, messages: Sequence[OutboxMessage
     created = bind(created_at) if bind is not None else created_at
     await connection.exec_driver_sql(
         _SQLITE_INSERT,
-        [
-            (m.topic, m.event_id, m.record.key, m.record.value, headers_text(m.record.headers), created)
-            for m in messages
-        ],
+        [(m.topic, m.event_id, m.record.key, m.record.value, m.headers_column, created) for m in messages],
     )
     last = int((await connection.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
     return list(range(last - len(messages) + 1, last + 1))
