@@ -272,7 +272,8 @@ async def run_here(rater: Rater, calls: int, kind: str, profile: str | None) -> 
     )
     print(f"  every call stored after {rated:.1f}s, every cdr.rated event acknowledged after {elapsed:.1f}s")
     print(
-        f"  the whole machine meanwhile (broker, database, everyone): {cores:.2f} of {multiprocessing.cpu_count()} cores busy"
+        f"  the whole machine meanwhile (broker, database, everyone): {cores:.2f} of "
+        f"{multiprocessing.cpu_count()} cores busy"
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  max RSS of this process (rater + bench client; the broker is another process): {rss:.0f} MiB")
@@ -371,7 +372,8 @@ async def run_processes(rater: Rater, settings: RaterSettings, calls: int, proce
         f"(per process: {', '.join(f'{c:.1f}s' for c in cpu)})"
     )
     print(
-        f"  the whole machine meanwhile (broker, database, everyone): {cores:.2f} of {multiprocessing.cpu_count()} cores busy"
+        f"  the whole machine meanwhile (broker, database, everyone): {cores:.2f} of "
+        f"{multiprocessing.cpu_count()} cores busy"
     )
     print(f"  records handled per process: {processed} (a record handled twice is a redelivery, a no-op)")
     print(f"  events published per process: {published} (over {calls}: published twice, consumers dedupe by id)")
