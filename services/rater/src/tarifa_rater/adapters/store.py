@@ -206,12 +206,9 @@ async def _execute(session: AsyncSession, statement: Any) -> Any:
     return await (await session.connection()).execute(statement)
 
 
-async def _execute_with(session: AsyncSession, statement: Any, parameters: dict[str, Any]) -> Any:
-    return await (await session.connection()).execute(statement, parameters)
-
-
 UPDATED_FIELDS = tuple(name for name in CALL_FIELDS if name not in ("id", "cdr", "tenant", "record_id"))
 _updated_values = operator.attrgetter(*UPDATED_FIELDS)
+_NEW_NAMES = tuple(f"new_{name}" for name in UPDATED_FIELDS)  # their bound parameters (not column names)
 _CALL_WRITES: list[tuple[sa.Update, sa.Insert]] = []
 
 
@@ -406,15 +403,27 @@ class SqlRaterStore:
         return kept
 
     async def update_call(self, call: CallState, cause: str) -> None:
-        """Write a retried or re-rated call's new state, and its rating row.
+        await self.update_calls([(call, cause)])
 
-        Both statements are built once per process and take the call's values as parameters:
-        building an `UPDATE … VALUES` of 30 columns for every call was most of a retry's time.
+    async def update_calls(self, changes: Sequence[tuple[CallState, str]]) -> None:
+        """Write retried or re-rated calls' new states, and a rating row for each rated one.
+
+        Both statements are built once per process and take the calls' values as parameters, each
+        sent once for the whole batch (executemany): building an `UPDATE … VALUES` of 30 columns
+        and sending it for every call was most of a retry's time.
         """
-        update, _ = _call_writes()
-        parameters = {f"new_{name}": value for name, value in zip(UPDATED_FIELDS, _updated_values(call), strict=True)}
-        await _execute_with(self.session, update, {"call_row_id": call.id, **parameters})
-        if call.status == RATED:
+        if not changes:
+            return
+        update, insert = _call_writes()
+        connection = await self.session.connection()
+        updates = [
+            {"call_row_id": call.id, **dict(zip(_NEW_NAMES, _updated_values(call), strict=True))} for call, _ in changes
+        ]
+        await connection.execute(update, updates)
+        ratings = []
+        for call, cause in changes:
+            if call.status != RATED:
+                continue
             previous = None
             if call.version > 1:
                 query = select(col(RatingRow.amount)).where(
@@ -423,14 +432,12 @@ class SqlRaterStore:
                     RatingRow.version == call.version - 1,
                 )
                 previous = (await self.session.exec(query)).one_or_none()
-            await self._add_rating(call, previous, cause)
+            ratings.append(rating_row(call, previous, cause))
+        if ratings:
+            await connection.execute(insert, ratings)
 
     async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:
         await retries.request_retry(self.session, tenant, waiting, utcnow())
-
-    async def _add_rating(self, call: CallState, previous: Decimal | None, cause: str) -> None:
-        _, insert = _call_writes()
-        await _execute_with(self.session, insert, rating_row(call, previous, cause))
 
     async def unrated_calls(
         self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
