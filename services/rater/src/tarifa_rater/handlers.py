@@ -350,6 +350,10 @@ class RaterStore(Protocol):
 
     async def update_call(self, call: CallState, cause: str) -> None: ...
 
+    async def update_calls(self, changes: Sequence[tuple[CallState, str]]) -> None:
+        """`update_call` for each (call, cause), in one round trip per statement (a retry's or re-rate's batch)."""
+        ...
+
     async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:
         """Queue a retry of the tenant's waiting calls `waiting` names (None: all), merged with any queued one.
 
@@ -884,6 +888,7 @@ async def retry_chunk(
     context = await store.context(tenant)
     chunk = RetryChunk(last_id=after_id)
     now = utcnow()
+    writes: list[tuple[CallState, str]] = []  # written together after the loop, in the same transaction
     for call in await store.unrated_calls(tenant, after_id, limit, waiting):
         assert call.id is not None
         chunk.last_id = call.id
@@ -896,10 +901,11 @@ async def retry_chunk(
             allowance = context.allowances.get(updated.line_id or "")
             if allowance is not None:
                 extra = await use_allowance(store, updated, allowance, local_start(cdr).date())
-            await store.update_call(updated, "retried")
+            writes.append((updated, "retried"))
             publish(uow, updated, None)
             emit(uow, extra)
             chunk.rated += 1
+    await store.update_calls(writes)
     return chunk
 
 
@@ -910,6 +916,7 @@ async def rerate_chunk(
     context = await store.context(scope.tenant)
     progress = RerateProgress(last_id=after_id)
     now = utcnow()
+    writes: list[tuple[CallState, str]] = []  # written together after the loop, in the same transaction
     for call in await store.calls_in_scope(scope, after_id, limit):
         assert call.id is not None
         progress.last_id = call.id
@@ -941,7 +948,7 @@ async def rerate_chunk(
                 extra += await use_allowance(store, updated, allowance, day)
         elif allowance is not None:  # rated for the first time: it uses the allowance
             extra = await use_allowance(store, updated, allowance, day)
-        await store.update_call(updated, "rerate" if previous is not None else "retried")
+        writes.append((updated, "rerate" if previous is not None else "retried"))
         publish(uow, updated, previous)
         emit(uow, extra)
         progress.changed += 1
@@ -949,4 +956,5 @@ async def rerate_chunk(
             progress.newly_rated += 1
         assert updated.amount is not None
         progress.difference += updated.amount - (previous or Decimal(0))
+    await store.update_calls(writes)
     return progress

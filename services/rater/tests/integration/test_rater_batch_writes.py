@@ -160,3 +160,37 @@ async def test_a_batch_delivered_again_after_its_commit_is_a_no_op_and_re_sent_r
     finally:
         await publisher.stop()
         await rater.runtime.stop()
+
+
+async def test_a_rerate_chunk_writes_every_changed_call_with_its_own_new_version_and_previous_amount(
+    offline_rater: Rater, make_cdr, price_list: str
+) -> None:
+    # The chunk's calls are written together (one executemany per statement): each row must get its own values.
+    tenant = unique("acme")
+    await setup_tenant(offline_rater, tenant, price_list)
+    durations = {"r1": 30, "r2": 61, "r3": 125}
+    await rate_batch(offline_rater, [make_cdr(tenant, r, billable_seconds=s) for r, s in durations.items()])
+    async with offline_rater.runtime.units() as uow:  # the local price was wrong: 0.10, not 0.12
+        await sql.save_plan_version(
+            uow.session, tenant, "standard", NOV, parse_rates_csv(price_list.replace("0.12,", "0.10,"))
+        )
+    scope = handlers.RerateScope(tenant, NOV, datetime(2026, 12, 1, tzinfo=UTC))
+    async with offline_rater.runtime.units() as uow:
+        progress = await handlers.rerate_chunk(uow, offline_rater.store(uow), scope, offline_rater.numbering, 0, 100)
+    assert (progress.examined, progress.changed, progress.difference) == (3, 3, Decimal("-0.074"))
+    async with offline_rater.runtime.units() as uow:
+        rows = (await uow.session.exec(select(CallRow).where(CallRow.tenant == tenant))).all()
+        ratings = (
+            await uow.session.exec(select(RatingRow).where(RatingRow.tenant == tenant, RatingRow.version == 2))
+        ).all()
+    # 0.05 connect fee + 0.10 a minute of 30 s, 66 s (61 in 6 s steps) and 126 s (125 in 6 s steps)
+    assert sorted((r.record_id, r.version, r.amount, r.charged_seconds) for r in rows) == [
+        ("r1", 2, Decimal("0.10"), 30),
+        ("r2", 2, Decimal("0.16"), 66),
+        ("r3", 2, Decimal("0.26"), 126),
+    ]
+    assert sorted((r.record_id, r.amount, r.previous_amount, r.cause) for r in ratings) == [
+        ("r1", Decimal("0.10"), Decimal("0.11"), "rerate"),
+        ("r2", Decimal("0.16"), Decimal("0.182"), "rerate"),
+        ("r3", Decimal("0.26"), Decimal("0.302"), "rerate"),
+    ]
