@@ -12,6 +12,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.trace import Link
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tally import count, record  # from tests/processes, put on sys.path by conftest
 
@@ -19,7 +20,16 @@ from tarifa_common.broker import EmbeddedBroker
 from tarifa_common.db import session_factory
 from tarifa_common.dead_letters import replay
 from tarifa_common.events import Event, KafkaRecord, decode, encode
-from tarifa_common.kafka import BatchHandler, EventConsumer, Handler, Publisher, Subscription, ensure_topics
+from tarifa_common.kafka import (
+    BatchHandler,
+    EventConsumer,
+    Handler,
+    Publisher,
+    Subscription,
+    _links,
+    _trace_context,
+    ensure_topics,
+)
 from tarifa_common.testing import eventually, read_all, unique
 from tarifa_common.topics import Topic, dead_letter_topic
 from tarifa_common.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -365,3 +375,26 @@ async def test_consumption_is_measured_by_outcome_and_lag_per_partition(
     }
     assert set(lags) <= {f"{topic}/0", f"{topic}/1"} and lags
     assert all(value == 0 for value in lags.values())
+
+
+def test_a_batch_span_links_the_trace_of_every_event_that_carries_a_valid_one_in_order() -> None:
+    first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    second = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    parents = [first, None, first, "not a traceparent", second, first, ""]
+    events = [
+        Event(type="tarifa.test.happened.v1", source="tarifa/test", tenant="acme", data={}, traceparent=parent)
+        for parent in parents
+    ]
+    expected = [
+        Link(context)
+        for e in events
+        if (context := trace.get_current_span(_trace_context(e)).get_span_context()).is_valid
+    ]
+    links = _links(events)
+    assert [link.context for link in links] == [link.context for link in expected]
+    assert [format(link.context.trace_id, "032x") for link in links] == [
+        first[3:35],
+        first[3:35],
+        second[3:35],
+        first[3:35],
+    ]

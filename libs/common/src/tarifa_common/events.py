@@ -230,6 +230,21 @@ def _loads(value: bytes) -> Any:
             raise EventDecodeError(f"data is not JSON: {error}") from error
 
 
+# The headers as `encode` names them, and the attribute each carries: most messages are read
+# with one dictionary look-up a header (a trace header names itself).
+_ATTRIBUTE_OF_HEADER = {
+    "ce_id": "id",
+    "ce_source": "source",
+    "ce_type": "type",
+    "ce_specversion": "specversion",
+    "ce_time": "time",
+    "ce_subject": "subject",
+    TENANT_HEADER: "tenant",
+    "traceparent": "traceparent",
+    "tracestate": "tracestate",
+}
+
+
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], key: bytes | None, value: bytes | None
 ) -> Event:
@@ -243,16 +258,26 @@ def decode(
     attributes: dict[str, str] = {}
     trace: dict[str, str] = {}
     for name, raw in headers or ():
-        lowered = name.lower()
-        if lowered.startswith("ce_") or lowered in TRACE_HEADERS:
-            try:
-                text = (raw or b"").decode()
-            except UnicodeDecodeError as error:
-                raise EventDecodeError(f"header {lowered} is not UTF-8") from error
-            if lowered in TRACE_HEADERS:
-                trace[lowered] = text
+        attribute = _ATTRIBUTE_OF_HEADER.get(name)
+        if attribute is None:  # not spelled as we write it: the binding's rules, case-insensitively
+            lowered = name.lower()
+            if lowered.startswith("ce_"):
+                attribute = lowered[3:]
+            elif lowered in TRACE_HEADERS:
+                attribute = lowered
             else:
-                attributes[lowered[3:]] = text
+                continue
+            is_trace = not lowered.startswith("ce_")
+        else:
+            is_trace = attribute in TRACE_HEADERS
+        try:
+            text = (raw or b"").decode()
+        except UnicodeDecodeError as error:
+            raise EventDecodeError(f"header {name.lower()} is not UTF-8") from error
+        if is_trace:
+            trace[attribute] = text
+        else:
+            attributes[attribute] = text
     for required in ("specversion", "id", "source", "type", "tenant"):
         if not attributes.get(required):
             raise EventDecodeError(f"header ce_{required} is missing")

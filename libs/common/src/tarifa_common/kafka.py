@@ -538,10 +538,12 @@ class EventConsumer:
         dead = [d for d in deliveries if d.error is not None]
         if dead:
             await self._dead_letter(dead)
-        offsets: dict[TopicPartition, int] = {}
+        ends: dict[tuple[str, int], int] = {}  # a TopicPartition per partition, not per record
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
+            where, end = (record.topic, record.partition), record.offset + 1
+            if end > ends.get(where, -1):
+                ends[where] = end
+        offsets = {TopicPartition(topic, partition): end for (topic, partition), end in ends.items()}
         assert self._consumer is not None
         # A commit on a topic the broker forgot (an embedded broker restart) would retry forever.
         await asyncio.wait_for(self._consumer.commit(offsets), self._commit_timeout)
@@ -579,8 +581,7 @@ class EventConsumer:
                 for delivery in deliveries:
                     await self._handle_alone(delivery)
                 return
-        for delivery, outcome in outcomes:
-            self._count(delivery, outcome)
+        self._count_all(outcomes)
 
     async def _handle_alone(self, delivery: _Delivery) -> None:
         backoff = 0.2
@@ -661,9 +662,7 @@ class EventConsumer:
     async def _run_batch_handler(self, handler: BatchHandler, deliveries: list[_Delivery], uow: UnitOfWork) -> None:
         """One span for the batch, linked to the trace of every event in it."""
         events = [d.event for d in deliveries if d.event is not None]
-        links = [
-            Link(ctx) for e in events if (ctx := trace.get_current_span(_trace_context(e)).get_span_context()).is_valid
-        ]
+        links = _links(events)
         record = deliveries[0].record
         started = time.perf_counter()
         with telemetry.tracer().start_as_current_span(
@@ -680,6 +679,21 @@ class EventConsumer:
                 raise
             finally:
                 _handler_seconds.record(time.perf_counter() - started, {"group": self.group, "topic": record.topic})
+
+    def _count_all(self, outcomes: list[tuple[_Delivery, str]]) -> None:
+        """`_count` for a batch: one counter add per topic and outcome, not one per message."""
+        tally: dict[tuple[str, str], int] = {}
+        for delivery, outcome in outcomes:
+            where = (delivery.record.topic, outcome)
+            tally[where] = tally.get(where, 0) + 1
+        for (topic, outcome), n in tally.items():
+            if outcome == "processed":
+                self.stats.processed += n
+            elif outcome == "duplicate":
+                self.stats.duplicates += n
+            else:
+                self.stats.ignored += n
+            _consumed.add(n, {"group": self.group, "topic": topic, "outcome": outcome})
 
     def _count(self, delivery: _Delivery, outcome: str) -> None:
         if outcome == "processed":
@@ -731,6 +745,29 @@ def _ids_are(table: sa.Table, ids: Sequence[int]) -> sa.ColumnElement[bool]:
 async def _delete_outbox_rows(connection: AsyncConnection, ids: Sequence[int]) -> None:
     table = OutboxEntry.__table__  # type: ignore[attr-defined]
     await connection.execute(sa.delete(table).where(_ids_are(table, ids)))
+
+
+def _links(events: list[Event]) -> list[Link]:
+    """A link to the trace of each event that carries one, in order.
+
+    The context is extracted once per distinct trace context: the events of a batch mostly share
+    a handful (the collector gives every record of a read the same one). An event without a
+    `traceparent` has no valid span context, so it is not extracted at all.
+    """
+    links: list[Link] = []
+    contexts: dict[tuple[str, str | None], trace.SpanContext | None] = {}
+    for event in events:
+        if not event.traceparent:
+            continue
+        where = (event.traceparent, event.tracestate)
+        if where in contexts:
+            span_context = contexts[where]
+        else:
+            span_context = trace.get_current_span(_trace_context(event)).get_span_context()
+            span_context = contexts[where] = span_context if span_context.is_valid else None
+        if span_context is not None:
+            links.append(Link(span_context))
+    return links
 
 
 def _trace_context(event: Event) -> otel_context.Context:
