@@ -13,10 +13,10 @@ import argparse
 import time
 from collections.abc import Callable
 
-from tarifa_common.events import Event, decode, dumps, encode
-from tarifa_common.messaging import headers_text, outbox_message, parse_headers
+from delivery import events as delivery_events  # the same events as the delivery bench (bench/ is on the path)
 
-TYPE = "tarifa.bench.happened.v1"
+from tarifa_common.events import decode, dumps, encode
+from tarifa_common.messaging import headers_text, outbox_message, parse_headers
 
 
 def measure(label: str, n: int, step: Callable[[], object]) -> None:
@@ -32,16 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     n = parser.parse_args().events
-    events = [
-        Event(
-            type=TYPE,
-            source="tarifa/bench",
-            tenant="acme",
-            subject=f"s-{i % 64}",
-            data={"n": i, "caller": "5511987654321", "dialled": "01155213456789", "seconds": 36},
-        )
-        for i in range(n)
-    ]
+    events = delivery_events(n)
     datas = [dumps(e.data) for e in events]
     pairs = list(zip(events, datas, strict=True))
     measure("outbox_message (data serialised)", n, lambda: [outbox_message(e, "t", e.subject, d) for e, d in pairs])
