@@ -250,7 +250,8 @@ def prepare_lines(
         try:
             next(steps)
         except StopIteration as done:
-            return done.value
+            batch: PreparedBatch = done.value
+            return batch
 
 
 def prepare_steps(

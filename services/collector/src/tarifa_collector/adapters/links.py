@@ -117,7 +117,8 @@ class SmdrStream:
             try:
                 next(steps)
             except StopIteration as done:
-                return done.value
+                batch: PreparedBatch = done.value
+                return batch
             await asyncio.sleep(0)
 
     async def _put(self, item: tuple[PreparedBatch, str] | None, storing: asyncio.Future[None]) -> None:
