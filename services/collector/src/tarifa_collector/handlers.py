@@ -6,10 +6,12 @@ Handlers run inside a unit of work (one transaction) and reach storage through t
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -103,8 +105,24 @@ class IngestOutcome:
     rejections: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
 
-def collected_event(call: PublishableCall, trace: dict[str, str] | None = None) -> Event:
-    """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id."""
+def collected_event(call: PublishableCall, trace: dict[str, str] | None = None, time: datetime | None = None) -> Event:
+    """`tarifa.cdr.collected.v1`; its id is the call's deterministic record id.
+
+    `time`: when the call was collected (a batch's one `now`, as on its call rows; a clock read
+    per event was 3 µs of the store step); by default, now.
+    """
+    if time is not None:
+        return Event(
+            type=CDR_COLLECTED,
+            source=f"tarifa/collector/{call.source_id}",
+            tenant=call.tenant,
+            subject=call.call_id,
+            id=call.record_id,
+            data=call.data,
+            traceparent=trace.get("traceparent") if trace else None,
+            tracestate=trace.get("tracestate") if trace else None,
+            time=time,
+        )
     return Event(
         type=CDR_COLLECTED,
         source=f"tarifa/collector/{call.source_id}",
@@ -138,12 +156,15 @@ def _emit_rejection(uow: UnitOfWork, source: SourceContext, rejection: Rejection
     uow.emit(event, topics.CDR_REJECTED, key=source.source_id)
 
 
-def _emit_calls(uow: UnitOfWork, calls: Sequence[tuple[PublishableCall, bytes]]) -> None:
-    """Emit each call on `cdr.raw` with its data already serialised (the same bytes go to the archive)."""
+def _emit_calls(uow: UnitOfWork, calls: Sequence[tuple[PublishableCall, bytes]], now: datetime | None = None) -> None:
+    """Emit each call on `cdr.raw` with its data already serialised (the same bytes go to the archive).
+
+    `now`: the events' time (the batch's collection time); by default each event's own clock read.
+    """
     trace: dict[str, str] = {}
     propagate.inject(trace)  # the batch's trace context, taken once rather than per event
     for call, payload in calls:
-        uow.emit(collected_event(call, trace), topics.CDR_RAW, call.source_id, data=payload)
+        uow.emit(collected_event(call, trace, now), topics.CDR_RAW, call.source_id, data=payload)
 
 
 def _publish(
@@ -161,9 +182,23 @@ def _publish(
 async def _save_and_publish(
     uow: UnitOfWork, store: CollectorStore, calls: Sequence[tuple[PublishableCall, bytes]], now: datetime
 ) -> None:
-    """Keep the calls and emit them, with the data serialised once for both."""
-    _emit_calls(uow, calls)
-    await store.save_calls(calls, now)
+    """Keep the calls and emit them, with the data serialised once for both.
+
+    The outbox messages are built (Python, on the event loop) while the database inserts the call
+    rows (SQLite's own thread, or PostgreSQL): the insert is started first and awaited after.
+    """
+    if not calls:
+        return
+    saving = asyncio.ensure_future(store.save_calls(calls, now))
+    try:
+        await asyncio.sleep(0)  # let the insert reach the database before the Python work below
+        _emit_calls(uow, calls, now)
+    except BaseException:
+        saving.cancel()
+        with contextlib.suppress(BaseException):
+            await saving
+        raise
+    await saving
 
 
 @dataclass(slots=True)
@@ -192,6 +227,11 @@ class PreparedBatch:
     archive: list[NewArchiveRecord] = field(default_factory=list)
 
 
+# Records a link prepares between two turns of the event loop (`prepare_steps`): about 10 ms of
+# Python, so the previous batch's statements and the outbox relay go on while a batch is prepared.
+PREPARE_STEP = 500
+
+
 def prepare_lines(
     source: SourceContext,
     record_format: RecordFormat,
@@ -205,6 +245,29 @@ def prepare_lines(
     `incomplete` are line fragments cut by a dropped connection or a file without a final line
     end: rejected whatever they look like, since a cut record can still parse (with a wrong value).
     """
+    steps = prepare_steps(source, record_format, lines, incomplete=incomplete, mapping=mapping)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            batch: PreparedBatch = done.value
+            return batch
+
+
+def prepare_steps(
+    source: SourceContext,
+    record_format: RecordFormat,
+    lines: Sequence[bytes],
+    *,
+    incomplete: Sequence[bytes] = (),
+    mapping: operator_csv.ColumnMapping | None = None,
+) -> Generator[None, None, PreparedBatch]:
+    """`prepare_lines` in steps: it yields every `PREPARE_STEP` records and returns the batch.
+
+    A link runs the event loop at each yield: preparing a 1 MiB batch is about 130 ms of Python,
+    and done in one go it held back the previous batch's store (each of its statements needs the
+    loop to hand it to SQLite's thread) and the outbox relay for all that time.
+    """
     batch = PreparedBatch(
         record_format,
         lines,
@@ -217,6 +280,8 @@ def prepare_lines(
     rejections = batch.rejections
     parse = smdr.parse_line
     for number, raw in enumerate(lines, start=1):
+        if not number % PREPARE_STEP:
+            yield
         parsed = parse(raw, source)
         if isinstance(parsed, Rejection):
             rejections.append((number, parsed))
@@ -231,7 +296,9 @@ def prepare_lines(
             by_call[leg.call_id] = [leg]
         else:
             group.append(leg)
-    for call_id, group in by_call.items():
+    for number, (call_id, group) in enumerate(by_call.items(), start=1):
+        if not number % PREPARE_STEP:
+            yield
         for leg in group:
             if not leg.continuation:  # its last record (Continuation 0) is here: the call is complete
                 batch.finals[call_id] = leg.record_id

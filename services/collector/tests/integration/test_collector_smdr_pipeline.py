@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC
 
 import pytest
 from collector_harness import Collector
@@ -18,8 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_collector.adapters.intake import Intake, batch_lock
 from tarifa_collector.adapters.links import PIPELINE_DEPTH, READ_SIZE, STREAM_LIMIT, SmdrStream
+from tarifa_collector.adapters.tables import CallRow
 from tarifa_collector.domain.sources import RecordFormat, SourceKind, SourceSettings
 from tarifa_collector.fake_ipoffice import smdr_line
+from tarifa_collector.handlers import PREPARE_STEP
 from tarifa_common import topics
 from tarifa_common.contracts import CDR_COLLECTED, CollectedCdr
 from tarifa_common.messaging import OutboxEntry
@@ -162,3 +165,28 @@ async def test_a_slow_store_stops_the_reader_at_the_queue_bound_and_loses_nothin
 
     calls = await published_calls(collector)
     assert sorted(int(c.call_id) for c in calls) == list(range(7000, 7000 + records))
+
+
+async def test_a_batch_prepared_in_steps_publishes_every_call_once_at_its_collection_time(
+    collector: Collector,
+) -> None:
+    # More records than one prepare step, a duplicate and a transfer whose legs fall in different steps.
+    lines = [smdr_line(7000 + n) for n in range(2 * PREPARE_STEP + 100)]
+    lines.insert(PREPARE_STEP - 1, smdr_line(9000, connected="00:00:40", continuation=1))
+    lines.insert(PREPARE_STEP + 50, smdr_line(9000, connected="00:01:00", ring=30, party1="E204"))
+    lines.append(lines[10])
+    async with smdr_link(collector, "pbx-steps") as link:
+        await link.send(b"".join(lines))
+        assert await link.close() == len(lines)
+
+    calls = {c.call_id: c for c in await published_calls(collector)}
+    assert len(calls) == 2 * PREPARE_STEP + 101  # every call once, the duplicate line not again
+    assert calls["9000"].billable_seconds == 100
+    assert len(calls["9000"].legs) == 2
+    events = [e for e in await collector.events(topics.CDR_RAW.name) if e.type == CDR_COLLECTED]
+    async with AsyncSession(collector.runtime.engine) as session:
+        collected = {row.record_id: row.collected_at for row in (await session.exec(select(CallRow))).all()}
+    assert len(collected) == len(events) == len(calls)
+    for event in events:  # an event's time is its batch's collection time, the one its call row keeps
+        stored = collected[event.id]
+        assert event.time == (stored if stored.tzinfo else stored.replace(tzinfo=UTC))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import timedelta
 
 from tarifa_collector import handlers
@@ -60,6 +60,14 @@ class Intake:
     ) -> handlers.PreparedBatch:
         """The work of a batch that needs no database (a link does it while the previous batch is stored)."""
         return handlers.prepare_lines(
+            context_of(tenant, source), source.format, lines, incomplete=incomplete, mapping=source.column_mapping
+        )
+
+    def prepare_steps(
+        self, tenant: str, source: SourceSettings, lines: Sequence[bytes], incomplete: Sequence[bytes] = ()
+    ) -> Generator[None, None, handlers.PreparedBatch]:
+        """`prepare` in steps, for a link that lets the event loop run between them (`handlers.prepare_steps`)."""
+        return handlers.prepare_steps(
             context_of(tenant, source), source.format, lines, incomplete=incomplete, mapping=source.column_mapping
         )
 
