@@ -32,7 +32,7 @@ from tarifa_collector.domain.sources import (
 )
 from tarifa_common import alerts, topics
 from tarifa_common.contracts import CDR_COLLECTED, CDR_REJECTED, CollectedCdr, RejectedRecord
-from tarifa_common.events import Event, deterministic_id
+from tarifa_common.events import Event, deterministic_id, utcnow
 from tarifa_common.unit_of_work import UnitOfWork
 
 SERVICE = "collector"
@@ -111,18 +111,6 @@ def collected_event(call: PublishableCall, trace: dict[str, str] | None = None, 
     `time`: when the call was collected (a batch's one `now`, as on its call rows; a clock read
     per event was 3 µs of the store step); by default, now.
     """
-    if time is not None:
-        return Event(
-            type=CDR_COLLECTED,
-            source=f"tarifa/collector/{call.source_id}",
-            tenant=call.tenant,
-            subject=call.call_id,
-            id=call.record_id,
-            data=call.data,
-            traceparent=trace.get("traceparent") if trace else None,
-            tracestate=trace.get("tracestate") if trace else None,
-            time=time,
-        )
     return Event(
         type=CDR_COLLECTED,
         source=f"tarifa/collector/{call.source_id}",
@@ -132,6 +120,7 @@ def collected_event(call: PublishableCall, trace: dict[str, str] | None = None, 
         data=call.data,
         traceparent=trace.get("traceparent") if trace else None,
         tracestate=trace.get("tracestate") if trace else None,
+        time=time if time is not None else utcnow(),
     )
 
 
