@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Generator, Sequence
@@ -182,12 +181,11 @@ async def _save_and_publish(
     try:
         await asyncio.sleep(0)  # let the insert reach the database before the Python work below
         _emit_calls(uow, calls, now)
-    except BaseException:
-        saving.cancel()
-        with contextlib.suppress(BaseException):
-            await saving
-        raise
-    await saving
+    finally:
+        # Even when building the messages failed or the link is cancelled: the transaction then rolls
+        # back after the statement, never under it (a cancelled asyncpg statement can leave the
+        # connection busy and the rollback failing in its turn).
+        await saving
 
 
 @dataclass(slots=True)

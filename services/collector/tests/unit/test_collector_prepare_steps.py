@@ -1,0 +1,39 @@
+"""A batch prepared in steps (`handlers.prepare_steps`): it yields between steps, and the steps change nothing."""
+
+from collections.abc import Generator
+
+from tarifa_collector.domain.records import SourceContext
+from tarifa_collector.domain.sources import RecordFormat
+from tarifa_collector.fake_ipoffice import smdr_line
+from tarifa_collector.handlers import PREPARE_STEP, PreparedBatch, prepare_steps
+
+SOURCE = SourceContext(tenant="acme", source_id="pbx-hq", source_kind="smdr_listener", time_zone="America/Sao_Paulo")
+
+
+def run(steps: Generator[None, None, PreparedBatch]) -> tuple[int, PreparedBatch]:
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return yields, done.value
+        yields += 1
+
+
+def test_a_transfer_whose_legs_are_parsed_in_different_steps_is_one_call_of_both_legs() -> None:
+    lines = [smdr_line(7000 + n) for n in range(2 * PREPARE_STEP + 100)]
+    lines.insert(PREPARE_STEP - 2, smdr_line(9000, connected="00:00:40", continuation=1))  # line 499: step 1
+    lines.insert(PREPARE_STEP + 50, smdr_line(9000, connected="00:01:00", ring=30, party1="E204"))  # line 551: step 2
+    lines.append(lines[10])
+
+    yields, batch = run(prepare_steps(SOURCE, RecordFormat.AVAYA_SMDR, lines))
+
+    # parsing: before lines 500 and 1000 (of 1,103); grouping: before calls 500 and 1000 (of 1,101)
+    assert yields == 4
+    assert batch.duplicates == 1
+    assert not batch.rejections
+    assert len(batch.calls) == 2 * PREPARE_STEP + 101
+    transfer, _ = batch.calls["9000"]
+    assert transfer.data["billable_seconds"] == 100
+    assert len(transfer.data["legs"]) == 2
+    assert len(batch.archive) == len(lines) - 1  # every record once, the duplicate line not again
