@@ -4,7 +4,7 @@
 
 Each line is `time.process_time` per event, best of five rounds, for one step of the path:
 encoding an event for the outbox (`outbox_message`), the outbox's header text (`headers_text`) and
-back (`parse_headers`), the dataset a PostgreSQL flush binds, and decoding a consumed message.
+back (`parse_headers`), and decoding a consumed message.
 """
 
 from __future__ import annotations

@@ -128,9 +128,10 @@ def dumps(data: Any) -> bytes:
 def encode(event: Event, key: str | None) -> KafkaRecord:
     """The Kafka record of `event`: the CloudEvents Kafka binding, binary mode.
 
-    Every outbox row goes through here, so the headers are written directly, in the order
-    and form of the SDK's `to_binary` (a test holds the two byte for byte); building and
-    validating an SDK `CloudEvent` for each took a third of the time.
+    The reference form of a record: the headers are written directly, in the order and form of
+    the SDK's `to_binary` (a test holds the two byte for byte; building and validating an SDK
+    `CloudEvent` for each took a third of the time). The outbox builds the same record from
+    `binary_headers` (`messaging.outbox_message`, held equal to this by a property test).
     """
     return encode_serialised(event, key, dumps(event.data))
 
@@ -186,7 +187,8 @@ def binary_headers(event: Event, time: str) -> list[tuple[str, bytes]]:
     """The Kafka headers of `event` in binary mode, its time already written by `ce_time`.
 
     In the order and form of the SDK's `to_binary`, then the trace context (a test holds the two
-    byte for byte).
+    byte for byte). `messaging.outbox_message` writes the outbox's header text in this same order
+    from its own template: change both together (a property test holds them equal).
     """
     constant = (event.source, event.type, event.tenant)
     attributes = _ATTRIBUTE_HEADERS.get(constant)

@@ -684,8 +684,8 @@ class EventConsumer:
         """`_count` for a batch: one counter add per topic and outcome, not one per message."""
         tally: dict[tuple[str, str], int] = {}
         for delivery, outcome in outcomes:
-            where = (delivery.record.topic, outcome)
-            tally[where] = tally.get(where, 0) + 1
+            key = (delivery.record.topic, outcome)
+            tally[key] = tally.get(key, 0) + 1
         for (topic, outcome), n in tally.items():
             if outcome == "processed":
                 self.stats.processed += n
@@ -696,13 +696,7 @@ class EventConsumer:
             _consumed.add(n, {"group": self.group, "topic": topic, "outcome": outcome})
 
     def _count(self, delivery: _Delivery, outcome: str) -> None:
-        if outcome == "processed":
-            self.stats.processed += 1
-        elif outcome == "duplicate":
-            self.stats.duplicates += 1
-        else:
-            self.stats.ignored += 1
-        _consumed.add(1, {"group": self.group, "topic": delivery.record.topic, "outcome": outcome})
+        self._count_all([(delivery, outcome)])
 
     async def _dead_letter(self, deliveries: list[_Delivery]) -> None:
         """Send to the group's dead-letter topic and wait for the broker; offsets are committed only after."""
