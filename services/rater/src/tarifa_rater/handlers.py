@@ -348,10 +348,11 @@ class RaterStore(Protocol):
         """
         ...
 
-    async def update_call(self, call: CallState, cause: str) -> None: ...
-
     async def update_calls(self, changes: Sequence[tuple[CallState, str]]) -> None:
-        """`update_call` for each (call, cause), in one round trip per statement (a retry's or re-rate's batch)."""
+        """Write each (call, cause): its new state, and a rating row if rated (a retry's or re-rate's batch).
+
+        One round trip per statement for the whole batch.
+        """
         ...
 
     async def request_retry(self, tenant: str, waiting: Waiting | None) -> None:

@@ -9,6 +9,7 @@ after a commit and never trusts a rolled-back change.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import operator
 import uuid
@@ -210,24 +211,22 @@ async def _execute(session: AsyncSession, statement: Any) -> Any:
 UPDATED_FIELDS = tuple(name for name in CALL_FIELDS if name not in ("id", "cdr", "tenant", "record_id"))
 _updated_values = operator.attrgetter(*UPDATED_FIELDS)
 _NEW_NAMES = tuple(f"new_{name}" for name in UPDATED_FIELDS)  # their bound parameters (not column names)
-_CALL_WRITES: list[tuple[sa.Update, sa.Insert]] = []
 
 
+@functools.cache
 def _call_writes() -> tuple[sa.Update, sa.Insert]:
     """The update of a call's state and the insert of a rating row, with bound parameters, built once.
 
     The same statement objects each time, so SQLAlchemy compiles them once (its statement cache);
     the columns' own types still convert each value (datetimes, Decimal money), as before.
     """
-    if not _CALL_WRITES:
-        calls = CallRow.__table__  # type: ignore[attr-defined]
-        update = (
-            sa.update(calls)
-            .where(calls.c.id == sa.bindparam("call_row_id"))
-            .values({name: sa.bindparam(f"new_{name}") for name in UPDATED_FIELDS})
-        )
-        _CALL_WRITES.append((update, sa.insert(RatingRow.__table__)))  # type: ignore[attr-defined]
-    return _CALL_WRITES[0]
+    calls = CallRow.__table__  # type: ignore[attr-defined]
+    update = (
+        sa.update(calls)
+        .where(calls.c.id == sa.bindparam("call_row_id"))
+        .values({name: sa.bindparam(f"new_{name}") for name in UPDATED_FIELDS})
+    )
+    return update, sa.insert(RatingRow.__table__)  # type: ignore[attr-defined]
 
 
 async def touch(session: AsyncSession, tenant: str) -> None:
@@ -402,9 +401,6 @@ class SqlRaterStore:
         ]
         await ratings_insert.run(connection, ratings)
         return kept
-
-    async def update_call(self, call: CallState, cause: str) -> None:
-        await self.update_calls([(call, cause)])
 
     async def update_calls(self, changes: Sequence[tuple[CallState, str]]) -> None:
         """Write retried or re-rated calls' new states, and a rating row for each rated one.
