@@ -233,12 +233,19 @@ def prepare_lines(
     end: rejected whatever they look like, since a cut record can still parse (with a wrong value).
     """
     steps = prepare_steps(source, record_format, lines, incomplete=incomplete, mapping=mapping)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            batch: PreparedBatch = done.value
-            return batch
+    while (batch := next_step(steps)) is None:
+        pass
+    return batch
+
+
+def next_step(steps: Generator[None, None, PreparedBatch]) -> PreparedBatch | None:
+    """Run one step of `prepare_steps`: the batch once it is prepared, None while steps remain."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        batch: PreparedBatch = done.value
+        return batch
+    return None
 
 
 def prepare_steps(

@@ -5,19 +5,16 @@ from collections.abc import Generator
 from tarifa_collector.domain.records import SourceContext
 from tarifa_collector.domain.sources import RecordFormat
 from tarifa_collector.fake_ipoffice import smdr_line
-from tarifa_collector.handlers import PREPARE_STEP, PreparedBatch, prepare_steps
+from tarifa_collector.handlers import PREPARE_STEP, PreparedBatch, next_step, prepare_steps
 
 SOURCE = SourceContext(tenant="acme", source_id="pbx-hq", source_kind="smdr_listener", time_zone="America/Sao_Paulo")
 
 
 def run(steps: Generator[None, None, PreparedBatch]) -> tuple[int, PreparedBatch]:
     yields = 0
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return yields, done.value
+    while (batch := next_step(steps)) is None:
         yields += 1
+    return yields, batch
 
 
 def test_a_transfer_whose_legs_are_parsed_in_different_steps_is_one_call_of_both_legs() -> None:

@@ -27,7 +27,7 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.csv_formats import SUMMIT_HEADER
 from tarifa_collector.domain.schedule import next_run
 from tarifa_collector.domain.sources import AfterImport, Connection, RecordFormat, SourceKind, SourceSettings
-from tarifa_collector.handlers import PreparedBatch
+from tarifa_collector.handlers import PreparedBatch, next_step
 from tarifa_common.events import utcnow
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,9 @@ class SmdrStream:
         back for its whole ~130 ms, and SQLite's thread sat idle (docs/collector.md, "Speed").
         """
         steps = self.intake.prepare_steps(self.tenant, self.source, lines)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                batch: PreparedBatch = done.value
-                return batch
+        while (batch := next_step(steps)) is None:
             await asyncio.sleep(0)
+        return batch
 
     async def _put(self, item: tuple[PreparedBatch, str] | None, storing: asyncio.Future[None]) -> None:
         """Queue a batch, waiting for room; if storing failed meanwhile, raise its error instead of waiting."""
