@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 from aiokafka.partitioner import DefaultPartitioner
 from sqlmodel import func, select
 
@@ -61,33 +62,30 @@ def _cpu_seconds() -> float:
 
 
 def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, every core (/proc/stat): is it saturated?"""
-    with open("/proc/stat") as stat:
-        fields = [float(n) for n in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return sum(fields) - idle, sum(fields)
+    """(busy, total) CPU seconds of the whole machine so far, every core: is it saturated?"""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
 
 
 def busy_cores(began: tuple[float, float]) -> float:
     """How many cores, on average, the whole machine kept busy since `began` (every process)."""
     busy, total = machine_busy()
     cores = multiprocessing.cpu_count()
-    return (busy - began[0]) / max(total - began[1], 1.0) * cores
+    return (busy - began[0]) / max(total - began[1], 1e-9) * cores
 
 
 def spread_sources(count: int, partitions: int) -> list[str]:
     """`count` source ids whose keys fill the topic's partitions evenly (murmur2, as the publisher)."""
     if count == 1:
         return ["pbx-hq"]
-    partitioner = DefaultPartitioner()
-    every = list(range(partitions))
     per_partition = -(-count // partitions)
     chosen: list[str] = []
-    filled = dict.fromkeys(every, 0)
+    filled = dict.fromkeys(range(partitions), 0)
     index = 0
     while len(chosen) < count:
         name = f"pbx-{index}"
-        partition = int(partitioner(name.encode(), every, every))
+        partition = partition_of(name, partitions)
         if filled[partition] < per_partition:
             filled[partition] += 1
             chosen.append(name)
@@ -234,8 +232,9 @@ async def run(
             await drop_postgres(pg_name)
 
 
-def partition_of(source: str) -> int:
-    every = list(range(topics.CDR_RAW.partitions))
+def partition_of(source: str, partitions: int = topics.CDR_RAW.partitions) -> int:
+    """The partition of cdr.raw a source's calls go to: murmur2 of the key, as the publisher's producer."""
+    every = list(range(partitions))
     return int(DefaultPartitioner()(source.encode(), every, every))
 
 
