@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tarifa_common.db import StagedCopy
 from tarifa_common.events import (
     CONTENT_TYPE,
     SPECVERSION,
@@ -202,14 +203,14 @@ def parse_headers(text: str) -> list[tuple[str, bytes]]:
 _SQLITE_INSERT = (
     "INSERT INTO tarifa_outbox (topic, event_id, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
-# One statement for the whole flush. ORDER BY the ordinality makes PostgreSQL draw the ids from the
-# sequence in the order of the messages (what SQLAlchemy's own "insertmanyvalues" relies on to match
-# RETURNING rows to parameters), so the sorted ids are the messages' ids in order.
-_POSTGRES_INSERT = (
-    "INSERT INTO tarifa_outbox (topic, event_id, key, value, headers, created_at) "
-    "SELECT topic, event_id, key, value, headers, $6 "
-    "FROM unnest($1::varchar[], $2::varchar[], $3::bytea[], $4::bytea[], $5::text[]) "
-    "WITH ORDINALITY AS message(topic, event_id, key, value, headers, n) ORDER BY n RETURNING id"
+# In the order of the messages: ids drawn from the sequence in that order, so the sorted ids are the
+# messages' ids in order (what SQLAlchemy's own "insertmanyvalues" relies on to match RETURNING rows).
+_POSTGRES_INSERT = StagedCopy(
+    "tarifa_outbox",
+    ("topic", "event_id", "key", "value", "headers"),
+    extra=(("created_at", "$1"),),
+    ordered=True,
+    tail=" RETURNING id",
 )
 
 
@@ -219,7 +220,7 @@ async def stage_messages(session: AsyncSession, messages: Sequence[OutboxMessage
     One `created_at` for the lot. SQLite: one DBAPI executemany, then `last_insert_rowid()`; the
     ids are consecutive because the transaction holds SQLite's write lock from its first insert and
     a table without AUTOINCREMENT gives each new row max(id) + 1 (with AUTOINCREMENT, the sequence
-    + 1: consecutive as well). PostgreSQL: one INSERT … SELECT FROM unnest(…) RETURNING id.
+    + 1: consecutive as well). PostgreSQL: COPY then one INSERT … SELECT … RETURNING id (`StagedCopy`).
     """
     if not messages:
         return []
@@ -227,18 +228,8 @@ async def stage_messages(session: AsyncSession, messages: Sequence[OutboxMessage
     dialect = connection.dialect
     created_at = utcnow()
     if dialect.name == "postgresql":
-        result = await connection.exec_driver_sql(
-            _POSTGRES_INSERT,
-            (
-                [m.topic for m in messages],
-                [m.event_id for m in messages],
-                [m.record.key for m in messages],
-                [m.record.value for m in messages],
-                [m.headers_column for m in messages],
-                created_at,
-            ),
-        )
-        return sorted(result.scalars())
+        rows = [(m.topic, m.event_id, m.record.key, m.record.value, m.headers_column) for m in messages]
+        return sorted(id_ for (id_,) in await _POSTGRES_INSERT.run(connection, rows, (created_at,)))
     # SQLite's DATETIME is text in SQLAlchemy's format: made by its own bind processor, once.
     column_type = OutboxEntry.__table__.c.created_at.type  # type: ignore[attr-defined]
     bind = column_type.dialect_impl(dialect).bind_processor(dialect)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_common.db import sqlite_datetime
+from tarifa_common.db import StagedCopy, sqlite_datetime
 from tarifa_common.events import utcnow
 from tarifa_rater.adapters import retries
 from tarifa_rater.adapters.tables import (
@@ -76,8 +76,8 @@ class BulkInsert:
     without, one single-row statement through the driver's executemany. Aware datetimes are
     written in SQLAlchemy's SQLite storage format (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`, what the
     ORM reads back and compares), money as text.
-    PostgreSQL: `INSERT … SELECT * FROM unnest($1::type[], …)`, one array per column (one
-    statement per 5,000 rows), native datetimes and Decimals.
+    PostgreSQL: binary COPY into a staging table, then one `INSERT … SELECT` (`StagedCopy`),
+    native datetimes and Decimals.
     `conflict` names the unique key whose duplicates are skipped; `returning`, the columns the
     statement answers for each row it inserted.
     """
@@ -108,11 +108,7 @@ class BulkInsert:
         self._values = "(" + ", ".join("?" * len(self.columns)) + ")"
         self._pieces: dict[int, str] = {}
         self._largest = 1 << ((32_000 // len(self.columns)).bit_length() - 1)  # rows per SQLite statement
-        if dialect == "postgresql":
-            pg = postgresql.dialect()  # type: ignore[no-untyped-call]
-            arrays = ", ".join(f"${i}::{t.compile(dialect=pg)}[]" for i, t in enumerate(types, 1))
-            # Every name comes from the table's metadata and every value is a bound parameter.
-            self._sql = f"{head} SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
+        self._copy = StagedCopy(table.name, self.columns, tail=tail) if dialect == "postgresql" else None
 
     def row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """`values` (in `columns` order, Python values) as this database's driver takes them."""
@@ -136,14 +132,10 @@ class BulkInsert:
 
     async def run(self, connection: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Insert `rows` (from `row`); return the `returning` columns of each row inserted."""
+        if self._copy is not None:
+            return [tuple(row) for row in await self._copy.run(connection, rows)]
         found: list[tuple[Any, ...]] = []
-        if self.dialect == "postgresql":
-            for start in range(0, len(rows), 5000):
-                columns = tuple(list(column) for column in zip(*rows[start : start + 5000], strict=True))
-                result = await connection.exec_driver_sql(self._sql, columns)
-                if self._returning:
-                    found += map(tuple, result.all())
-        elif not self._returning:
+        if not self._returning:
             if rows:
                 await connection.exec_driver_sql(f"{self._head} VALUES {self._values}{self._tail}", list(rows))
         else:
@@ -385,8 +377,8 @@ class SqlRaterStore:
         The unique key (tenant, record_id) decides what is new, whoever else inserts meanwhile.
         This is the consumer's hot path, so the rows go to the driver as tuples of values it
         takes as they are (`BulkInsert`), without SQLAlchemy's per-value bind processing: a few
-        multi-row VALUES statements on SQLite, one `INSERT … SELECT FROM unnest(…)` per 5,000
-        rows on PostgreSQL (one round trip, whatever the number of rows).
+        multi-row VALUES statements on SQLite, a binary COPY and one `INSERT … SELECT` on
+        PostgreSQL (`StagedCopy`: three round trips, whatever the number of rows).
         """
         connection = await self.session.connection()
         calls_insert, ratings_insert = _bulk_inserts(connection.dialect.name)
