@@ -49,7 +49,7 @@ class Unnest:
     def __init__(self) -> None:
         arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(COLUMNS, 1))
         self.sql = (
-            f"INSERT INTO bulk ({', '.join(NAMES)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            f"INSERT INTO bulk ({', '.join(NAMES)}) SELECT * FROM unnest({arrays}) "
             "ON CONFLICT (s0) DO NOTHING RETURNING s0"
         )
 
