@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, func, select
 
 from tarifa_common import contracts, topics
@@ -194,3 +195,47 @@ async def test_a_rerate_chunk_writes_every_changed_call_with_its_own_new_version
         ("r2", Decimal("0.16"), Decimal("0.182"), "rerate"),
         ("r3", Decimal("0.26"), Decimal("0.302"), "rerate"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("waiting", "index"),
+    [
+        (handlers.Waiting(extensions=("9999",)), "ix_rater_call_extension"),
+        (handlers.Waiting(reasons=("unknown_extension",)), "ix_rater_call_waiting"),
+    ],
+)
+async def test_waiting_calls_are_found_through_indexes_that_hold_only_them(
+    offline_rater: Rater, make_cdr, price_list: str, waiting: handlers.Waiting, index: str
+) -> None:
+    tenant = unique("acme")
+    await setup_tenant(offline_rater, tenant, price_list)
+    await rate_batch(offline_rater, [make_cdr(tenant, "r1"), make_cdr(tenant, "r2", extension="9999", caller="9999")])
+    engine = offline_rater.runtime.engine
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "FROM rater_call" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with offline_rater.runtime.units() as uow:
+            found = await offline_rater.store(uow).unrated_calls(tenant, 0, 100, waiting)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert [(call.record_id, call.reason) for call in found] == [("r2", "unknown_extension")]
+    [(statement, parameters)] = statements
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.exec_driver_sql("SET enable_seqscan = off")  # a table this small would be scanned
+            plan = (await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)).scalars().all()
+        else:
+            plan = [row[-1] for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        catalogue = (
+            "SELECT indexdef FROM pg_indexes WHERE indexname = $1"
+            if engine.dialect.name == "postgresql"
+            else "SELECT sql FROM sqlite_master WHERE name = ?"
+        )
+        definition = (await connection.exec_driver_sql(catalogue, (index,))).scalar_one()
+    assert any(index in line for line in plan), plan
+    assert "WHERE" in definition and "'unrated'" in definition  # partial: a rated call is not in it

@@ -17,8 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tarifa_rater.adapters.tables import CallRow, RetryRow
-from tarifa_rater.handlers import UNRATED, RetryChunk, Waiting, merge_waiting
+from tarifa_rater.adapters.tables import UNRATED_ONLY, CallRow, RetryRow
+from tarifa_rater.handlers import RetryChunk, Waiting, merge_waiting
 
 WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
 MAX_ATTEMPTS = 5  # then the retry is `failed` (and alerted) until the next change queues it again
@@ -133,6 +133,6 @@ def record_failure(row: RetryRow, error: str, now: datetime) -> bool:
 
 
 async def waiting_calls(session: AsyncSession, tenant: str) -> int:
-    """How many of the tenant's calls wait (counted on `ix_rater_call_waiting`, which begins with tenant and status)."""
-    query = select(func.count()).select_from(CallRow).where(CallRow.tenant == tenant, CallRow.status == UNRATED)
+    """How many of the tenant's calls wait (counted on `ix_rater_call_waiting`, which holds only those)."""
+    query = select(func.count()).select_from(CallRow).where(CallRow.tenant == tenant, UNRATED_ONLY)
     return int((await session.exec(query)).one())

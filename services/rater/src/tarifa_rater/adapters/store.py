@@ -30,6 +30,7 @@ from tarifa_common.db import StagedCopy, sqlite_datetime
 from tarifa_common.events import utcnow
 from tarifa_rater.adapters import retries
 from tarifa_rater.adapters.tables import (
+    UNRATED_ONLY,
     AliasRow,
     AllowanceRow,
     CallRow,
@@ -50,7 +51,7 @@ from tarifa_rater.domain.numbering import CallClass, NumberingPlan
 from tarifa_rater.domain.pricing import Rate, TimeBands
 from tarifa_rater.domain.rating import DirectoryEntry
 from tarifa_rater.domain.tariffs import PlanBook, RateEntry, TariffPlan
-from tarifa_rater.handlers import RATED, UNRATED, Allowance, CallState, RatingContext, RerateScope, Waiting
+from tarifa_rater.handlers import RATED, Allowance, CallState, RatingContext, RerateScope, Waiting
 
 CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
 NEW_CALL_FIELDS = tuple(name for name in CALL_FIELDS if name != "id")
@@ -431,7 +432,7 @@ class SqlRaterStore:
     async def unrated_calls(
         self, tenant: str, after_id: int, limit: int, waiting: Waiting | None = None
     ) -> Sequence[CallState]:
-        query = select(CallRow).where(CallRow.tenant == tenant, CallRow.status == UNRATED, col(CallRow.id) > after_id)
+        query = select(CallRow).where(CallRow.tenant == tenant, UNRATED_ONLY, col(CallRow.id) > after_id)
         if waiting is not None:
             wanted = []
             if waiting.reasons:

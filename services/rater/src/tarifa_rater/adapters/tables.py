@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from tarifa_rater.handlers import UNRATED
+
 
 class Money(sa.types.TypeDecorator[Decimal]):
     """An exact Decimal: NUMERIC on PostgreSQL, text on SQLite."""
@@ -161,6 +163,14 @@ class TenantStateRow(SQLModel, table=True):
     token: str = Field(max_length=40)
 
 
+# The calls that wait for a tariff, an extension or a number plan: the only ones the waiting
+# indexes hold (partial indexes), so a rated call, nearly every call, writes neither b-tree. The
+# predicate is a literal, and so is the queries' (`UNRATED_ONLY`): SQLite uses a partial index only for
+# a query whose WHERE holds the index's term as written, and PostgreSQL's generic plan of a
+# prepared statement cannot prove it from a bound parameter.
+UNRATED_ONLY = sa.text(f"status = '{UNRATED}'")
+
+
 class CallRow(SQLModel, table=True):
     """One collected call and its current rating (or why it has none)."""
 
@@ -168,8 +178,12 @@ class CallRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant", "record_id", name="uq_rater_call_record"),
         sa.Index("ix_rater_call_period", "tenant", "started_at"),
-        sa.Index("ix_rater_call_waiting", "tenant", "status", "reason", "id"),
-        sa.Index("ix_rater_call_extension", "tenant", "status", "extension"),
+        sa.Index(
+            "ix_rater_call_waiting", "tenant", "reason", "id", sqlite_where=UNRATED_ONLY, postgresql_where=UNRATED_ONLY
+        ),
+        sa.Index(
+            "ix_rater_call_extension", "tenant", "extension", sqlite_where=UNRATED_ONLY, postgresql_where=UNRATED_ONLY
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
