@@ -1,13 +1,15 @@
 """Benchmark: a tariff for a tenant whose calls all wait for one — the settings transaction, then the retry.
 
-Run: .venv/bin/python bench/rater_retry.py [--calls 20000]
+Run: .venv/bin/python bench/rater_retry.py [--calls 20000] [--rerate]
 Stores `--calls` collected calls on a fresh SQLite file with no tariff (all wait, `no_tariff`;
 not timed), then times the transaction that loads the tariff and assigns it (what the API
 request holds SQLite's write lock for), and the retry that rates the waiting calls: with queued
 retries, batch after batch through `Rater.work_retry` (each its own transaction); with code
 that still rates inside the request (`Rater.retry_unrated`), that time is the request's own.
 Reports wall seconds, CPU µs per call and calls/s for each part, and checks every call is rated
-once.
+once. `--rerate` then loads a dearer price list and re-rates the month (`Rater.rerate`, chunks
+of its own transaction each), the way a tariff correction does: every call gets version 2, its
+rating row the previous amount; timed the same way, and checked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from tarifa_common import contracts
 from tarifa_common.db import migrate
@@ -36,6 +38,10 @@ from tarifa_rater.domain.tariffs import parse_rates_csv
 PRICE_LIST = """destination,call_class,price_per_minute,reduced_price_per_minute,connect_fee
 Local,local,0.12,0.06,0.05
 Mobile VC1,vc1,0.60,0.40,0.05
+"""
+DEARER = """destination,call_class,price_per_minute,reduced_price_per_minute,connect_fee
+Local,local,0.15,0.08,0.05
+Mobile VC1,vc1,0.70,0.50,0.05
 """
 TENANT = "bench"
 
@@ -86,7 +92,32 @@ async def store_waiting_calls(rater: Rater, count: int) -> None:
             await handlers.rate_collected_cdrs(events, uow, rater.store(uow), rater.numbering)
 
 
-async def main(calls: int) -> None:
+async def rerate_month(rater: Rater, calls: int) -> str:
+    """A dearer price list from 2 November, then the month re-rated: every call's version 2 (the report's line)."""
+    async with rater.runtime.units() as uow:
+        await sql.save_plan_version(
+            uow.session, TENANT, "standard", datetime(2026, 11, 2, tzinfo=UTC), parse_rates_csv(DEARER)
+        )
+    scope = handlers.RerateScope(TENANT, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    cpu0, wall0 = cpu(), time.perf_counter()
+    progress = await rater.rerate(scope)
+    rerate_cpu, rerate_wall = cpu() - cpu0, time.perf_counter() - wall0
+    async with rater.runtime.units() as uow:
+        second = (
+            await uow.session.exec(
+                select(func.count())
+                .select_from(RatingRow)
+                .where(RatingRow.version == 2, col(RatingRow.previous_amount).is_not(None))
+            )
+        ).one()
+    assert progress.changed == second == calls, (progress.changed, second, calls)
+    return (
+        f"  re-rate of the month ({calls} calls to version 2, difference {progress.difference}): "
+        f"{rerate_wall:.3f} s wall, {calls / rerate_wall:,.0f} calls/s, {rerate_cpu / calls * 1e6:.0f} µs CPU per call"
+    )
+
+
+async def main(calls: int, rerate: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = RaterSettings(
             database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'rater.db'}",
@@ -118,6 +149,7 @@ async def main(calls: int) -> None:
                 if row.state == "done":
                     break
         retry_cpu, retry_wall = cpu() - cpu0, time.perf_counter() - wall0
+        rerated = await rerate_month(rater, calls) if rerate else ""
 
         async with rater.runtime.units() as uow:
             rated = (
@@ -125,7 +157,9 @@ async def main(calls: int) -> None:
                     select(func.count()).select_from(CallRow).where(CallRow.tenant == TENANT, CallRow.status == "rated")
                 )
             ).one()
-            ratings = (await uow.session.exec(select(func.count()).select_from(RatingRow))).one()
+            ratings = (
+                await uow.session.exec(select(func.count()).select_from(RatingRow).where(RatingRow.version == 1))
+            ).one()
         await rater.runtime.engine.dispose()
     assert rated == ratings == calls, (rated, ratings, calls)
     print(f"{'queued retry' if queued else 'retry inside the request'}: {calls} waiting calls, all rated once")
@@ -140,9 +174,13 @@ async def main(calls: int) -> None:
             f"  (the retry ran inside it: {calls / request_wall:,.0f} calls/s, "
             f"{request_cpu / calls * 1e6:.0f} µs CPU per call)"
         )
+    if rerated:
+        print(rerated)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20000)
-    asyncio.run(main(parser.parse_args().calls))
+    parser.add_argument("--rerate", action="store_true", help="then re-rate the month after a price change")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.calls, arguments.rerate))
