@@ -355,15 +355,9 @@ def handback(batch: PreparedBatch) -> Handback:
     return batch.duplicates, batch.rejections, [tuple(row) for row in batch.archive], calls  # type: ignore[misc]
 
 
-def prepare_handback(
-    source: SourceContext,
-    record_format: RecordFormat,
-    lines: Sequence[bytes],
-    incomplete: Sequence[bytes] = (),
-    mapping: operator_csv.ColumnMapping | None = None,
-) -> Handback:
-    """`prepare_lines` as a worker process runs it: the batch in its `handback` form."""
-    return handback(prepare_lines(source, record_format, lines, incomplete=incomplete, mapping=mapping))
+def prepare_handback(source: SourceContext, record_format: RecordFormat, lines: Sequence[bytes]) -> Handback:
+    """`prepare_lines` as the prepare worker runs it for a link's whole lines: the batch in its `handback` form."""
+    return handback(prepare_lines(source, record_format, lines))
 
 
 def from_handback(
