@@ -2,7 +2,10 @@
 
 A fake IP Office connects to a collector's SMDR listener and sends N records; the figure is N
 divided by the time until every record is archived AND its call published (outbox empty).
-Run: .venv/bin/python bench/collector_smdr_tcp.py [RECORDS]
+Run: .venv/bin/python bench/collector_smdr_tcp.py [RECORDS] [--no-worker]
+The CPU figure is the collector's: this process (every thread) and its SMDR prepare worker
+process (`TARIFA_COLLECTOR_PREPARE_WORKER`, on by default; `--no-worker` prepares on the event
+loop, as before 2026-12-04), not the broker's.
 """
 
 from __future__ import annotations
@@ -36,7 +39,20 @@ async def count(runtime_engine: object, table: type) -> int:
         return int((await session.exec(select(func.count()).select_from(table))).one())
 
 
-async def main(records: int) -> None:
+def worker_cpu(process: psutil.Process) -> float:
+    """CPU seconds so far of this process's multiprocessing descendants (the forkserver and the prepare worker)."""
+    total = 0.0
+    for child in process.children(recursive=True):
+        try:
+            if "multiprocessing" in " ".join(child.cmdline()):
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+async def main(records: int, worker: bool) -> None:
     process = psutil.Process(os.getpid())
     with tempfile.TemporaryDirectory() as tmp:
         broker = EmbeddedBroker(free_port(), log_file=Path(tmp) / "broker.log")
@@ -48,6 +64,7 @@ async def main(records: int) -> None:
             outbox_poll_seconds=0.05,
             reconcile_seconds=0.2,
             smdr_bind_host="127.0.0.1",
+            prepare_worker=worker,
         )
         tune_garbage_collector(settings)  # what `tarifa serve collector` does for its process
         app = create_app(settings)
@@ -78,6 +95,7 @@ async def main(records: int) -> None:
         rss_start = process.memory_info().rss
         started = time.perf_counter()
         cpu_start = time.process_time()
+        worker_start = worker_cpu(process)
         sender = asyncio.ensure_future(FakeIpOffice.send_to("127.0.0.1", port, [payload]))
         peak = rss_start
         polls = 0
@@ -97,11 +115,13 @@ async def main(records: int) -> None:
                 break
         await sender
         elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_start
+        worker_spent = worker_cpu(process) - worker_start
+        cpu = time.process_time() - cpu_start + worker_spent
         # CPU seconds of this process (every thread: the event loop, SQLite's, the sender's) per record:
         # what the collector costs, whatever else the shared machine is doing at the time.
         print(
             f"CPU: {cpu:.1f}s = {cpu / records * 1e6:.0f} us per record ({records / cpu:,.0f} records per CPU second)"
+            + (f"; of it the prepare worker {worker_spent / records * 1e6:.0f} us" if worker else "; no prepare worker")
         )
         print(
             f"SMDR over TCP into cdr.raw: {records:,} records in {elapsed:.1f}s = {records / elapsed:,.0f} records/s; "
@@ -114,4 +134,5 @@ async def main(records: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000))
+    arguments = [a for a in sys.argv[1:] if a != "--no-worker"]
+    asyncio.run(main(int(arguments[0]) if arguments else 100_000, "--no-worker" not in sys.argv))

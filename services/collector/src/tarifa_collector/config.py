@@ -53,6 +53,11 @@ class CollectorSettings(ServiceSettings):
     republish_unaccounted_days: float = Field(
         default=62, gt=0, description="how far back the start-up re-publish looks (two billing months)"
     )
+    prepare_worker: bool = Field(
+        default=True,
+        description="prepare SMDR batches (parse, assemble, serialise) in a worker process of their own, off the "
+        "event loop that stores them; false keeps it in the service's process (docs/collector.md, Speed)",
+    )
     gc_young_threshold: int = Field(
         default=10_000,
         ge=0,

@@ -7,18 +7,22 @@ link read first stays in flight, not committed, while the link reads and prepare
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC
 
 import pytest
+import pytest_asyncio
 from collector_harness import Collector
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tarifa_collector.adapters.intake import Intake, batch_lock
 from tarifa_collector.adapters.links import PIPELINE_DEPTH, READ_SIZE, STREAM_LIMIT, SmdrStream
+from tarifa_collector.adapters.prepare_worker import PrepareWorker
 from tarifa_collector.adapters.tables import CallRow
 from tarifa_collector.domain.sources import RecordFormat, SourceKind, SourceSettings
 from tarifa_collector.fake_ipoffice import smdr_line
@@ -59,12 +63,17 @@ class Link:
 
 @asynccontextmanager
 async def smdr_link(
-    collector: Collector, source_id: str, *, read_size: int = READ_SIZE, depth: int = PIPELINE_DEPTH
+    collector: Collector,
+    source_id: str,
+    *,
+    read_size: int = READ_SIZE,
+    depth: int = PIPELINE_DEPTH,
+    worker: PrepareWorker | None = None,
 ) -> AsyncIterator[Link]:
     await collector.add_source(id=source_id, kind="http", format="avaya_smdr")
     source = SourceSettings(id=source_id, kind=SourceKind.HTTP, format=RecordFormat.AVAYA_SMDR)
     stream = SmdrStream(
-        Intake(collector.runtime.units), collector.tenant, source, "tcp test", depth=depth, read_size=read_size
+        Intake(collector.runtime.units, worker), collector.tenant, source, "tcp test", depth=depth, read_size=read_size
     )
     received: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -87,6 +96,26 @@ async def smdr_link(
         await server.wait_closed()
 
 
+@pytest_asyncio.fixture(params=["prepared in the service", "prepared in a worker"])
+async def worker(request: pytest.FixtureRequest) -> AsyncIterator[PrepareWorker | None]:
+    """Each pipeline test runs with the batches prepared on the event loop and in a worker process."""
+    if request.param == "prepared in the service":
+        yield None
+        return
+    prepare = PrepareWorker(gc_young_threshold=10_000)
+    try:
+        yield prepare
+    finally:
+        prepare.close()
+
+
+def assert_prepared_by(worker: PrepareWorker | None, batches: int) -> None:
+    """With a worker, it prepared at least `batches` batches (the test ran through it, not around it)."""
+    if worker is not None:
+        assert worker.prepared >= batches
+        assert worker.fallbacks == 0
+
+
 async def published_calls(collector: Collector) -> list[CollectedCdr]:
     """Every call on cdr.raw once the outbox is empty (so none is still on its way)."""
 
@@ -100,11 +129,11 @@ async def published_calls(collector: Collector) -> list[CollectedCdr]:
 
 
 async def test_a_last_record_read_while_its_first_leg_is_still_being_stored_joins_it_in_one_call(
-    collector: Collector,
+    collector: Collector, worker: PrepareWorker | None
 ) -> None:
     first_batch = smdr_line(5000, connected="00:00:40", continuation=1) + smdr_line(5001, start="2026/11/02 09:20:00")
     second_batch = smdr_line(5000, connected="00:02:00", ring=48, party1="E204", caller="204")
-    async with smdr_link(collector, "pbx-pipe") as link:
+    async with smdr_link(collector, "pbx-pipe", worker=worker) as link:
         async with batch_lock(collector.tenant, "pbx-pipe"):
             await link.send(first_batch)
             await link.read_up_to(len(first_batch), waiting=0)  # taken by the store step, not committed
@@ -120,16 +149,17 @@ async def test_a_last_record_read_while_its_first_leg_is_still_being_stored_join
     assert len(transferred.legs) == 2
     assert (transferred.extension, transferred.answered_by) == ("203", "204")
     assert transferred.complete
+    assert_prepared_by(worker, 2)
 
 
 async def test_a_buffer_resent_while_its_first_copy_is_in_flight_publishes_each_call_once(
-    collector: Collector,
+    collector: Collector, worker: PrepareWorker | None
 ) -> None:
     buffer = b"".join(
         [smdr_line(6000 + n) for n in range(5)]
         + [smdr_line(6010, connected="00:00:40", continuation=1), smdr_line(6010, connected="00:01:00", ring=30)]
     )
-    async with smdr_link(collector, "pbx-resend") as link:
+    async with smdr_link(collector, "pbx-resend", worker=worker) as link:
         async with batch_lock(collector.tenant, "pbx-resend"):
             await link.send(buffer)
             await link.read_up_to(len(buffer), waiting=0)
@@ -143,13 +173,16 @@ async def test_a_buffer_resent_while_its_first_copy_is_in_flight_publishes_each_
     assert next(c for c in calls if c.call_id == "6010").billable_seconds == 100
     health = (await collector.source("pbx-resend"))["health"]
     assert (health["records_today"], health["rejects_today"]) == (7, 0)
+    assert_prepared_by(worker, 2)
 
 
-async def test_a_slow_store_stops_the_reader_at_the_queue_bound_and_loses_nothing(collector: Collector) -> None:
+async def test_a_slow_store_stops_the_reader_at_the_queue_bound_and_loses_nothing(
+    collector: Collector, worker: PrepareWorker | None
+) -> None:
     records = 3000
     payload = b"".join(smdr_line(7000 + n, fields=(17, 30, 31, 34)[n % 4]) for n in range(records))
     read_size = 16 * 1024
-    async with smdr_link(collector, "pbx-slow", read_size=read_size, depth=1) as link:
+    async with smdr_link(collector, "pbx-slow", read_size=read_size, depth=1, worker=worker) as link:
         async with batch_lock(collector.tenant, "pbx-slow"):  # the database "takes forever"
             sending = asyncio.ensure_future(link.send(payload))
 
@@ -165,10 +198,11 @@ async def test_a_slow_store_stops_the_reader_at_the_queue_bound_and_loses_nothin
 
     calls = await published_calls(collector)
     assert sorted(int(c.call_id) for c in calls) == list(range(7000, 7000 + records))
+    assert_prepared_by(worker, 3)
 
 
 async def test_a_batch_prepared_in_steps_publishes_every_call_once_at_its_collection_time(
-    collector: Collector,
+    collector: Collector, worker: PrepareWorker | None
 ) -> None:
     # More records than one prepare step, a duplicate and a transfer whose legs fall in different steps.
     lines = [smdr_line(7000 + n) for n in range(2 * PREPARE_STEP + 100)]
@@ -178,7 +212,7 @@ async def test_a_batch_prepared_in_steps_publishes_every_call_once_at_its_collec
     lines.insert(PREPARE_STEP - 2, smdr_line(9000, connected="00:00:40", continuation=1))
     lines.insert(PREPARE_STEP + 50, smdr_line(9000, connected="00:01:00", ring=30, party1="E204"))
     lines.append(lines[10])
-    async with smdr_link(collector, "pbx-steps") as link:
+    async with smdr_link(collector, "pbx-steps", worker=worker) as link:
         await link.send(b"".join(lines))
         assert await link.close() == len(lines)
 
@@ -193,3 +227,31 @@ async def test_a_batch_prepared_in_steps_publishes_every_call_once_at_its_collec
     for event in events:  # an event's time is its batch's collection time, the one its call row keeps
         stored = collected[event.id]
         assert event.time == (stored if stored.tzinfo else stored.replace(tzinfo=UTC))
+    assert_prepared_by(worker, 1)
+
+
+async def test_a_prepare_worker_that_dies_costs_no_record_and_the_next_batch_starts_a_new_one(
+    collector: Collector,
+) -> None:
+    worker = PrepareWorker()
+    try:
+        async with smdr_link(collector, "pbx-killed", worker=worker) as link:
+            first = smdr_line(8000)
+            await link.send(first)
+            await link.read_up_to(len(first), waiting=0)
+            pid = await worker.pid()
+            os.kill(pid, signal.SIGKILL)  # the worker is killed (out of memory, an operator) between batches
+            second = smdr_line(8001) + smdr_line(8002, connected="00:00:40", continuation=1)
+            await link.send(second)
+            await link.read_up_to(len(first) + len(second), waiting=0)
+            third = smdr_line(8002, connected="00:01:00", ring=30)
+            await link.send(third)
+            assert await link.close() == 4
+        calls = {c.call_id: c for c in await published_calls(collector)}
+        assert sorted(calls) == ["8000", "8001", "8002"]
+        assert calls["8002"].billable_seconds == 100  # its legs in two batches, across the restart
+        assert worker.fallbacks == 1  # the batch the dead worker had was prepared in the service
+        assert worker.prepared == 2  # the first batch, and the last one by a new worker
+        assert await worker.pid() != pid
+    finally:
+        worker.close()

@@ -27,7 +27,7 @@ from tarifa_collector.config import CollectorSettings
 from tarifa_collector.domain.csv_formats import SUMMIT_HEADER
 from tarifa_collector.domain.schedule import next_run
 from tarifa_collector.domain.sources import AfterImport, Connection, RecordFormat, SourceKind, SourceSettings
-from tarifa_collector.handlers import PreparedBatch, next_step
+from tarifa_collector.handlers import PreparedBatch
 from tarifa_common.events import utcnow
 
 log = logging.getLogger(__name__)
@@ -106,16 +106,8 @@ class SmdrStream:
             await self._put((batch, f"{self.location} offset {self.bytes_read}"), storing)
 
     async def _prepare(self, lines: Sequence[bytes]) -> PreparedBatch:
-        """Prepare a batch, letting the event loop run every few hundred records.
-
-        The previous batch's store is a chain of statements, each handed to SQLite's thread by
-        the loop, and the outbox relay needs the loop too: done in one go, the prepare held both
-        back for its whole ~130 ms, and SQLite's thread sat idle (docs/collector.md, "Speed").
-        """
-        steps = self.intake.prepare_steps(self.tenant, self.source, lines)
-        while (batch := next_step(steps)) is None:
-            await asyncio.sleep(0)
-        return batch
+        """Prepare a batch while the previous one is stored: in the prepare worker, or letting the loop run."""
+        return await self.intake.prepare_batch(self.tenant, self.source, lines)
 
     async def _put(self, item: tuple[PreparedBatch, str] | None, storing: asyncio.Future[None]) -> None:
         """Queue a batch, waiting for room; if storing failed meanwhile, raise its error instead of waiting."""
