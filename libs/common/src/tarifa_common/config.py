@@ -141,6 +141,11 @@ def tune_garbage_collector(settings: ServiceSettings) -> None:
     counting frees anyway; collecting every 700 allocations cost the collector a third and the
     rater a fifth of their CPU (docs/collector.md, docs/rater.md). 0 leaves Python's default.
     """
-    if settings.gc_young_threshold:
+    collect_young_every(settings.gc_young_threshold)
+
+
+def collect_young_every(allocations: int) -> None:
+    """`tune_garbage_collector` for a process without settings (a worker process of a service); 0 changes nothing."""
+    if allocations:
         _, middle, old = gc.get_threshold()
-        gc.set_threshold(settings.gc_young_threshold, middle, old)
+        gc.set_threshold(allocations, middle, old)

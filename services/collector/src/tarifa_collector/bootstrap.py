@@ -1,6 +1,5 @@
 """The one place that wires the collector: its runtime, its background tasks, its adapters."""
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -21,28 +20,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-def _warmed(started: asyncio.Future[int]) -> None:
-    if not started.cancelled() and started.exception() is not None:
-        log.warning(
-            "the SMDR prepare worker did not start; links prepare their batches in the service until it does",
-            extra={"error": repr(started.exception())},
-        )
-
-
 def bootstrap(settings: CollectorSettings) -> ServiceRuntime:
     """The collector consumes no topic: its inputs are PBX links, directories and HTTP."""
 
     async def run_sources(runtime: ServiceRuntime) -> None:
         worker = PrepareWorker(settings.gc_young_threshold) if settings.prepare_worker else None
-        # Started now, so that a link's first batch does not wait for the worker's imports.
-        warming = asyncio.ensure_future(worker.pid()) if worker is not None else None
-        if warming is not None:
-            warming.add_done_callback(_warmed)
+        if worker is not None:
+            worker.start()
         try:
             await SourceRunner(Intake(runtime.units, worker), settings).run()
         finally:
-            if warming is not None:
-                warming.cancel()
             if worker is not None:
                 worker.close()
 

@@ -306,8 +306,13 @@ def _archive_rows(
     legs: dict[str, smdr.SmdrLeg], calls: dict[str, tuple[PublishableCall, bytes]]
 ) -> list[NewArchiveRecord]:
     """The archive rows of a batch's legs: a leg of a call whose last record is here carries the call's id."""
-    call_ids = {call_id: call.record_id for call_id, (call, _) in calls.items()}
+    call_ids = _call_record_ids(calls)
     return [NewArchiveRecord(leg.record_id, leg.call_id, call_ids.get(leg.call_id), leg.raw) for leg in legs.values()]
+
+
+def _call_record_ids(calls: dict[str, tuple[PublishableCall, bytes]]) -> dict[str, str]:
+    """Each assembled call's record id by its Call ID: what the archive rows of its legs carry."""
+    return {call_id: call.record_id for call_id, (call, _) in calls.items()}
 
 
 def _legs_of(archive: Sequence[NewArchiveRecord], call_id: str, source: SourceContext) -> list[smdr.SmdrLeg]:
@@ -361,15 +366,11 @@ def prepare_handback(source: SourceContext, record_format: RecordFormat, lines: 
 
 
 def from_handback(
-    handed: Handback,
-    source: SourceContext,
-    record_format: RecordFormat,
-    lines: Sequence[bytes],
-    mapping: operator_csv.ColumnMapping | None = None,
+    handed: Handback, source: SourceContext, record_format: RecordFormat, lines: Sequence[bytes]
 ) -> PreparedBatch:
     """The service's `PreparedBatch` of what a worker handed back for `lines` (`handback`)."""
     duplicates, rejections, archive, calls = handed
-    batch = PreparedBatch(record_format, lines, rejections, duplicates, mapping)
+    batch = PreparedBatch(record_format, lines, rejections, duplicates)
     batch.archive = [NewArchiveRecord(*row) for row in archive]
     tenant, source_id = source.tenant, source.source_id
     for key, record_id, call_id, started_at, payload, final in calls:
@@ -434,7 +435,7 @@ async def store_batch(
                 assembled[call_id] = _serialised(
                     smdr.publishable_call(legs_before + _legs_of(archive, call_id, source), source), source.numbering
                 )
-            call_ids = {call_id: call.record_id for call_id, (call, _) in assembled.items()}
+            call_ids = _call_record_ids(assembled)
             archive = [row._replace(call_record_id=call_ids.get(row.call_id or "")) for row in archive]
         inserted = await store.archive(source.tenant, source.source_id, now, archive)
         # A call goes out when its last record is new here: a re-sent final record was published before.

@@ -17,7 +17,6 @@ HTTP, where the prepare is not on a live link's critical path, and stay in the s
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing
 from collections.abc import Sequence
@@ -27,29 +26,36 @@ from concurrent.futures.process import BrokenProcessPool
 from tarifa_collector import handlers
 from tarifa_collector.domain.records import SourceContext
 from tarifa_collector.domain.sources import RecordFormat
+from tarifa_common.config import collect_young_every
 
 log = logging.getLogger(__name__)
 
 
-def _start(gc_young_threshold: int) -> None:
-    """In the worker: the service's garbage-collector threshold (a batch allocates tens of thousands of objects)."""
-    if gc_young_threshold:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(gc_young_threshold, middle, old)
+# What a worker that died, or could not be started (the forkserver refused, no memory for a process), raises.
+UNAVAILABLE = (BrokenProcessPool, OSError, EOFError)
 
 
 def _ready() -> int:
     return multiprocessing.current_process().pid or 0
 
 
+def _started(warming: asyncio.Future[int]) -> None:
+    if not warming.cancelled() and warming.exception() is not None:
+        log.warning(
+            "the SMDR prepare worker did not start; each batch tries it again and is prepared in the service meanwhile",
+            extra={"error": repr(warming.exception())},
+        )
+
+
 class PrepareWorker:
-    """A worker process that prepares SMDR batches (`handlers.prepare_handback`), started on first use."""
+    """A worker process that prepares SMDR batches (`handlers.prepare_handback`), started by `start` or on first use."""
 
     def __init__(self, gc_young_threshold: int = 0) -> None:
         self._gc_young_threshold = gc_young_threshold
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: asyncio.Future[int] | None = None
         self.prepared = 0  # batches the worker prepared
-        self.fallbacks = 0  # batches prepared in the service because the worker had died
+        self.fallbacks = 0  # batches prepared in the service because the worker had died or would not start
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -58,27 +64,36 @@ class PrepareWorker:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["tarifa_collector.handlers"])
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=context, initializer=_start, initargs=(self._gc_young_threshold,)
+                # the service's garbage-collector threshold: a batch allocates tens of thousands of objects
+                max_workers=1,
+                mp_context=context,
+                initializer=collect_young_every,
+                initargs=(self._gc_young_threshold,),
             )
         return self._pool
 
+    def start(self) -> None:
+        """Start the worker now, in the background, so that a link's first batch does not wait for its imports."""
+        self._warming = asyncio.ensure_future(self.pid())
+        self._warming.add_done_callback(_started)
+
     async def pid(self) -> int:
-        """The worker's process id, starting it if needed (a link calls it to have it ready before data comes)."""
+        """The worker's process id, starting it if needed."""
         return await asyncio.get_running_loop().run_in_executor(self._executor(), _ready)
 
     async def prepare(
         self, source: SourceContext, record_format: RecordFormat, lines: Sequence[bytes]
     ) -> handlers.PreparedBatch | None:
-        """The batch of `lines`, prepared by the worker; None if the worker died meanwhile (prepare it here)."""
+        """The batch of `lines`, prepared by the worker; None if it died or would not start (prepare it here)."""
         try:
             handed = await asyncio.get_running_loop().run_in_executor(
                 self._executor(), handlers.prepare_handback, source, record_format, lines
             )
-        except BrokenProcessPool as error:
-            self.close()
+        except UNAVAILABLE as error:
+            self._discard()
             self.fallbacks += 1
             log.warning(
-                "the SMDR prepare worker stopped: this batch is prepared in the service, the next starts a new worker",
+                "the SMDR prepare worker is gone: this batch is prepared in the service, the next starts a new worker",
                 extra={"error": str(error) or type(error).__name__, "source": source.source_id},
             )
             return None
@@ -86,7 +101,13 @@ class PrepareWorker:
         return handlers.from_handback(handed, source, record_format, lines)
 
     def close(self) -> None:
-        """Stop the worker (when the service stops, or after it died); the next `prepare` starts another."""
+        """Stop the worker when the service stops."""
+        if self._warming is not None:
+            self._warming.cancel()
+        self._discard()
+
+    def _discard(self) -> None:
+        """Let the worker go (stopped, or dead); the next `prepare` starts another."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
