@@ -10,9 +10,9 @@ loop, as before 2026-12-04), not the broker's.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -117,8 +117,8 @@ async def main(records: int, worker: bool) -> None:
         elapsed = time.perf_counter() - started
         worker_spent = worker_cpu(process) - worker_start
         cpu = time.process_time() - cpu_start + worker_spent
-        # CPU seconds of this process (every thread: the event loop, SQLite's, the sender's) per record:
-        # what the collector costs, whatever else the shared machine is doing at the time.
+        # CPU seconds of this process (every thread: the event loop, SQLite's, the sender's) and of the
+        # prepare worker, per record: what the collector costs, whatever else the machine is doing.
         print(
             f"CPU: {cpu:.1f}s = {cpu / records * 1e6:.0f} us per record ({records / cpu:,.0f} records per CPU second)"
             + (f"; of it the prepare worker {worker_spent / records * 1e6:.0f} us" if worker else "; no prepare worker")
@@ -134,5 +134,8 @@ async def main(records: int, worker: bool) -> None:
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--no-worker"]
-    asyncio.run(main(int(arguments[0]) if arguments else 100_000, "--no-worker" not in sys.argv))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", type=int, nargs="?", default=100_000)
+    parser.add_argument("--no-worker", action="store_true", help="prepare the batches on the event loop")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.records, not arguments.no_worker))
